@@ -1,0 +1,93 @@
+"""Checkpoint files: written atomically, read without running arbitrary pickles.
+
+A checkpoint is a dict with `format` = FORMAT, the model's config, its weights, the data scale
+factor and n_max, the step, and for training checkpoints (last.pt) the optimiser, the random
+number generators and the batcher, so a run resumes exactly where it stopped.
+"""
+
+import hashlib
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .model import Config, SketchRNN
+
+FORMAT = "sketchlab.sketch_rnn/1"
+
+
+class CheckpointError(Exception):
+    """A checkpoint file is missing, damaged or not a Sketchlab Sketch-RNN checkpoint."""
+
+
+def save_checkpoint(payload, path):
+    """torch.save to a temporary file beside `path`, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save({"format": FORMAT, **payload}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """The checkpoint dict, checked; weights_only loading refuses code-carrying pickles."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a Sketchlab Sketch-RNN checkpoint (expected format {FORMAT})")
+    for key in ("config", "model", "scale_factor", "n_max", "step"):
+        if key not in payload:
+            raise CheckpointError(f"{path}: checkpoint lacks '{key}'")
+    return payload
+
+
+def model_from_checkpoint(payload, path="checkpoint"):
+    """A SketchRNN with the checkpoint's config and weights."""
+    try:
+        config = Config.from_dict(payload["config"])
+        model = SketchRNN(config)
+        model.load_state_dict(payload["model"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{path}: config or weights do not fit the model ({str(e).splitlines()[0]})") from None
+    return model
+
+
+def load_model(path, device="cpu"):
+    """(model on device in eval mode, checkpoint dict) from a checkpoint file."""
+    payload = load_checkpoint(path)
+    model = model_from_checkpoint(payload, path).to(device)
+    model.eval()
+    return model, payload
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_device(name):
+    """'auto' -> cuda when present, else cpu; 'cuda' without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA GPU is available")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device '{name}' (choose auto, cpu or cuda)")
+    return torch.device(name)

@@ -1,0 +1,395 @@
+"""Sketch data: loading the official sketch-rnn Quick, Draw! files safely, fetching them,
+preprocessing as the reference implementation does, augmentation, and length-bucketed batches.
+
+The official files are `<category>.npz` with `train`, `valid` and `test` keys, each a 1-D object
+array of stroke-3 int16 drawings. Object arrays are pickles; they are read here with an
+unpickler that can only rebuild numpy arrays, so a malicious file cannot run code.
+"""
+
+import io
+import json
+import os
+import pickle
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .strokes import lines_to_stroke3, ndjson_to_lines, simplify_raw_lines
+
+SPLITS = ("train", "valid", "test")
+OFFSET_LIMIT = 1000  # the reference clamps offsets to +-1000 before normalising
+
+
+class SketchDataError(Exception):
+    """A sketch data file is missing, unreadable or not what it claims to be."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Safe loading and validation
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Rebuilds numpy arrays and nothing else: any other global in the pickle is refused."""
+
+    _allowed = {
+        ("numpy.core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"): ("numpy", "ndarray"),
+        ("numpy", "dtype"): ("numpy", "dtype"),
+    }
+
+    def find_class(self, module, name):
+        target = self._allowed.get((module, name))
+        if target is None:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: only numpy arrays are allowed")
+        import importlib
+
+        return getattr(importlib.import_module(target[0]), target[1])
+
+
+def _read_npy_member(archive, member):
+    """One .npy member of an npz archive; object arrays go through the restricted unpickler."""
+    with archive.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _fortran, dtype = header(f)
+        if not dtype.hasobject:
+            raw = f.read()
+            count = int(np.prod(shape))
+            if len(raw) != count * dtype.itemsize:
+                raise ValueError("truncated array data")
+            return np.frombuffer(raw, dtype=dtype).reshape(shape)
+        array = _NumpyOnlyUnpickler(io.BytesIO(f.read()), encoding="latin1").load()
+    if not isinstance(array, np.ndarray):
+        raise ValueError("object array did not unpickle to a numpy array")
+    return array
+
+
+def validate_drawing(drawing):
+    """The problem with one stroke-3 drawing as a sentence, or None if it is sound."""
+    if not isinstance(drawing, np.ndarray):
+        return f"is a {type(drawing).__name__}, not an array"
+    if drawing.ndim != 2 or drawing.shape[1] != 3:
+        return f"has shape {drawing.shape}, expected (N, 3)"
+    if len(drawing) == 0:
+        return "is empty"
+    if not (np.issubdtype(drawing.dtype, np.integer) or np.issubdtype(drawing.dtype, np.floating)):
+        return f"has dtype {drawing.dtype}, expected numbers"
+    if not np.all(np.isfinite(drawing)):
+        return "holds NaN or infinite values"
+    if not np.all(np.isin(drawing[:, 2], (0, 1))):
+        return "has pen bits other than 0 and 1"
+    if drawing[-1, 2] != 1:
+        return "does not lift the pen on its last point"
+    return None
+
+
+def load_npz(path):
+    """{split: list of (N, 3) arrays} from a sketch-rnn npz, every drawing validated.
+
+    Raises SketchDataError naming the file and the problem; never unpickles anything but
+    numpy arrays.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SketchDataError(f"{path}: no such file")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise SketchDataError(f"{path}: not a readable npz file ({e})") from None
+    splits = {}
+    with archive:
+        names = {name.removesuffix(".npy"): name for name in archive.namelist()}
+        missing = [s for s in SPLITS if s not in names]
+        if missing:
+            raise SketchDataError(f"{path}: missing split(s) {', '.join(missing)} (has: {', '.join(sorted(names)) or 'nothing'})")
+        for split in SPLITS:
+            try:
+                array = _read_npy_member(archive, names[split])
+            except Exception as e:  # zlib, EOF, bad header, refused pickle: all mean a bad file
+                raise SketchDataError(f"{path}: split '{split}' cannot be read ({type(e).__name__}: {e})") from None
+            if array.ndim != 1:
+                raise SketchDataError(f"{path}: split '{split}' has shape {array.shape}, expected a 1-D array of drawings")
+            drawings = list(array)
+            for i, drawing in enumerate(drawings):
+                problem = validate_drawing(drawing)
+                if problem:
+                    raise SketchDataError(f"{path}: drawing {i} of split '{split}' {problem}")
+            splits[split] = drawings
+    return splits
+
+
+def load_ndjson(path, simplify_raw=None):
+    """stroke-3 drawings from a Quick, Draw! ndjson file.
+
+    Simplified files (integer 0-255 strokes) are converted as they are; raw files (with
+    timestamps) are simplified first the way the dataset documents it. `simplify_raw=None`
+    decides per drawing by the presence of timestamps.
+    """
+    drawings = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                strokes = json.loads(line)["drawing"]
+                raw = len(strokes[0]) == 3 if simplify_raw is None else simplify_raw
+                lines = ndjson_to_lines(strokes)
+            except (ValueError, KeyError, IndexError, TypeError) as e:
+                raise SketchDataError(f"{path}: line {number} is not a Quick, Draw! drawing ({e})") from None
+            if raw:
+                lines = simplify_raw_lines(lines)
+            drawing = lines_to_stroke3(lines)
+            if len(drawing):
+                drawings.append(drawing.astype(np.int16))
+    return drawings
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding and fetching category files
+
+
+def category_file(category, data_dir):
+    return Path(data_dir) / f"{category}.npz"
+
+
+def category_url(category, url_template):
+    return url_template.format(category=urllib.request.quote(category))
+
+
+def load_category(category, data_dir):
+    """The splits of one category from DATA_DIR, with a clear error if the file is absent."""
+    path = category_file(category, data_dir)
+    if not path.exists():
+        raise SketchDataError(
+            f"no data for category '{category}': {path} does not exist. Run "
+            f"`python manage.py fetch_sketches --categories {category}` or set QUICKDRAW_DATA_DIR "
+            f"to a folder that holds {path.name}."
+        )
+    return load_npz(path)
+
+
+def fetch_category(category, data_dir, url_template, progress=None):
+    """Download one category's official file into data_dir unless a valid copy is there.
+
+    Returns (path, fetched: bool). The download goes to a temporary file in the same folder
+    and is validated before it is renamed into place, so a half file never takes the name.
+    `progress(total_bytes)` returns a callable taking byte counts (e.g. a tqdm's update).
+    """
+    data_dir = Path(data_dir)
+    path = category_file(category, data_dir)
+    if path.exists():
+        try:
+            load_npz(path)
+            return path, False
+        except SketchDataError:
+            pass  # a damaged copy is replaced below
+    url = category_url(category, url_template)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{category}.", suffix=".part")
+    try:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, os.fdopen(fd, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                update = progress(total) if progress else None
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+                    if update:
+                        update(len(chunk))
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reason = getattr(e, "reason", e)
+            raise SketchDataError(
+                f"could not download {path.name} from {url} ({reason}). If this machine is offline, "
+                f"put {path.name} into a folder and point QUICKDRAW_DATA_DIR (or --data-dir) at it."
+            ) from None
+        load_npz(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path, True
+
+
+# ---------------------------------------------------------------------------------------------
+# Preprocessing as the reference does it
+
+
+def clamp_and_filter(drawings, max_len):
+    """Clamp offsets to +-OFFSET_LIMIT and drop drawings longer than max_len (as float32)."""
+    kept = []
+    for d in drawings:
+        if len(d) <= max_len:
+            d = np.asarray(d, dtype=np.float32).copy()
+            np.clip(d[:, 0:2], -OFFSET_LIMIT, OFFSET_LIMIT, out=d[:, 0:2])
+            kept.append(d)
+    return kept
+
+
+def scale_factor(drawings):
+    """The standard deviation of all dx and dy pooled: one number for the whole training split."""
+    offsets = np.concatenate([d[:, 0:2].ravel() for d in drawings])
+    return float(np.std(offsets))
+
+
+def normalise(drawings, factor):
+    out = []
+    for d in drawings:
+        d = d.copy()
+        d[:, 0:2] /= factor
+        out.append(d)
+    return out
+
+
+@dataclass
+class SketchData:
+    """Preprocessed splits of one or more categories, normalised by the training scale factor."""
+
+    categories: list
+    splits: dict  # split -> list of float32 stroke-3 arrays
+    labels: dict  # split -> int array: index into categories for each drawing
+    scale_factor: float
+    n_max: int  # longest drawing over all splits after filtering (the reference's max_seq_len)
+
+
+def load_sketch_data(categories, data_dir, max_len=250, factor=None):
+    """Load, clamp, filter and normalise categories; the scale factor comes from the pooled
+    training split unless given (a trained model's own factor must be reused unchanged)."""
+    raw = {s: [] for s in SPLITS}
+    labels = {s: [] for s in SPLITS}
+    for index, category in enumerate(categories):
+        splits = load_category(category, data_dir)
+        for s in SPLITS:
+            kept = clamp_and_filter(splits[s], max_len)
+            raw[s].extend(kept)
+            labels[s].extend([index] * len(kept))
+    if not raw["train"]:
+        raise SketchDataError(f"no training drawings of at most {max_len} points in {', '.join(categories)}")
+    factor = scale_factor(raw["train"]) if factor is None else factor
+    n_max = max(len(d) for s in SPLITS for d in raw[s])
+    return SketchData(
+        categories=list(categories),
+        splits={s: normalise(raw[s], factor) for s in SPLITS},
+        labels={s: np.asarray(labels[s], dtype=np.int64) for s in SPLITS},
+        scale_factor=factor,
+        n_max=n_max,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Augmentation
+
+
+def random_scale(drawing, rng, amount=0.15):
+    """Scale x and y independently by factors drawn from [1 - amount, 1 + amount]."""
+    sx, sy = rng.uniform(1 - amount, 1 + amount, size=2)
+    out = drawing.copy()
+    out[:, 0] *= sx
+    out[:, 1] *= sy
+    return out
+
+
+def drop_points(drawing, rng, prob=0.1):
+    """Randomly drop interior points of strokes with probability `prob`, as the reference's
+    augment_strokes does: a dropped point's offset is merged into the previous kept point, and
+    the first three points of each stroke and every stroke's last point are always kept."""
+    if prob <= 0 or len(drawing) < 4:
+        return drawing
+    lifted = drawing[:, 2] == 1
+    prev_lifted = np.concatenate([[True], lifted[:-1]])
+    # Position within the run of pen-down points since the last stroke boundary.
+    boundary = lifted | prev_lifted
+    run_start = np.maximum.accumulate(np.where(boundary, np.arange(len(drawing)), 0))
+    count = np.arange(len(drawing)) - run_start
+    droppable = ~lifted & ~prev_lifted & (count > 2)
+    drop = droppable & (rng.random(len(drawing)) < prob)
+    if not drop.any():
+        return drawing
+    keep = ~drop
+    group = np.cumsum(keep) - 1
+    out = drawing[keep].copy()
+    np.add.at(out[:, 0:2], group[drop], drawing[drop, 0:2])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Batching
+
+
+def stroke5_batch(drawings, pad_to=None):
+    """Stroke-3 drawings -> (B, T + 1, 5) float32 with the start token first, and lengths.
+
+    T = pad_to, or the longest drawing + 1 so every drawing, the longest included, has at
+    least one end row to learn from.
+    """
+    lengths = np.array([len(d) for d in drawings], dtype=np.int64)
+    steps = int(lengths.max()) + 1 if pad_to is None else pad_to
+    batch = np.zeros((len(drawings), steps + 1, 5), dtype=np.float32)
+    batch[:, 0] = (0, 0, 1, 0, 0)
+    batch[:, 1:, 4] = 1
+    for i, d in enumerate(drawings):
+        n = len(d)
+        batch[i, 1:n + 1, 0:2] = d[:, 0:2]
+        batch[i, 1:n + 1, 3] = d[:, 2]
+        batch[i, 1:n + 1, 2] = 1 - d[:, 2]
+        batch[i, 1:n + 1, 4] = 0
+    return batch, lengths
+
+
+def padding_fraction(batches_lengths, steps_per_batch):
+    """Share of the (B x T) cells of the given batches that are padding, not real points."""
+    real = sum(int(np.sum(lengths)) for lengths in batches_lengths)
+    total = sum(len(lengths) * steps for lengths, steps in zip(batches_lengths, steps_per_batch))
+    return 1 - real / total
+
+
+class BucketBatcher:
+    """Endless batches of drawing indices, each batch of drawings of similar length.
+
+    Each epoch sorts the drawings by length plus a little noise (so batch membership varies)
+    and cuts them into batches, whose order is shuffled. The state is two numpy generators'
+    states and a position, so a resumed run draws exactly the batches it would have drawn.
+    """
+
+    def __init__(self, lengths, batch_size, seed, noise=8.0, bucketed=True):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = min(batch_size, len(self.lengths))
+        self.noise = noise
+        self.bucketed = bucketed
+        self.rng = np.random.default_rng(seed)
+        self.epoch_state = self.rng.bit_generator.state
+        self.position = 0
+        self.batches = self._epoch_batches()
+
+    def _epoch_batches(self):
+        n = len(self.lengths)
+        if self.bucketed:
+            key = self.lengths + self.rng.uniform(0, self.noise, size=n)
+            order = np.argsort(key, kind="stable")
+        else:
+            order = self.rng.permutation(n)
+        usable = n - n % self.batch_size
+        batches = order[:usable].reshape(-1, self.batch_size)
+        return batches[self.rng.permutation(len(batches))]
+
+    def next(self):
+        if self.position == len(self.batches):
+            self.epoch_state = self.rng.bit_generator.state
+            self.batches = self._epoch_batches()
+            self.position = 0
+        batch = self.batches[self.position]
+        self.position += 1
+        return batch
+
+    def state(self):
+        return {"epoch_state": self.epoch_state, "position": self.position}
+
+    def restore(self, state):
+        self.rng.bit_generator.state = state["epoch_state"]
+        self.epoch_state = state["epoch_state"]
+        self.batches = self._epoch_batches()
+        self.position = state["position"]

@@ -1,0 +1,117 @@
+import signal
+import sys
+from pathlib import Path
+
+import torch
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from generator.checkpoint import CheckpointError, load_checkpoint, resolve_device
+from generator.data import SketchDataError, load_sketch_data
+from generator.model import PRESETS, Config, make_config
+from generator.train import Run
+
+
+def parse_categories(value):
+    categories = [c.strip() for c in value.split(",") if c.strip()]
+    if not categories:
+        raise CommandError("--categories needs at least one category, e.g. --categories pig,face")
+    return categories
+
+
+def raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a Sketch-RNN on Quick, Draw! categories. Writes best.pt (lowest validation loss), "
+        "last.pt (to resume), metrics.csv and loss.png into --out. Ctrl-C saves last.pt and stops; "
+        "--resume continues from it up to --steps."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--categories", required=True, help="comma-separated categories, e.g. pig,face")
+        parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
+                            help="model size: 'paper' (enc 256, dec 512, z 128) or 'cpu' (enc 128, dec 256, z 64). Default: cpu")
+        parser.add_argument("--cell", choices=["layer_norm", "lstm"], default="layer_norm",
+                            help="layer_norm: layer-normalised LSTM with recurrent dropout (for small datasets); "
+                                 "lstm: fused plain LSTM (faster). Default: layer_norm")
+        parser.add_argument("--unconditional", action="store_true", help="decoder only: no encoder, no latent code")
+        parser.add_argument("--steps", type=int, default=10000, help="total number of training steps (default 10000)")
+        parser.add_argument("--eval-every", type=int, default=500, help="validate and save every N steps (default 500)")
+        parser.add_argument("--out", default=None, help="run folder (default runs/<categories>-<preset>)")
+        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda when present")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+        parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
+        parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+
+    def handle(self, *args, **opts):
+        if opts["steps"] < 1:
+            raise CommandError("--steps must be at least 1")
+        if opts["eval_every"] < 1:
+            raise CommandError("--eval-every must be at least 1")
+        if opts["threads"]:
+            torch.set_num_threads(opts["threads"])
+        categories = parse_categories(opts["categories"])
+        out = Path(opts["out"] or Path("runs") / f"{'-'.join(categories)}-{opts['preset']}")
+        try:
+            device = resolve_device(opts["device"])
+        except ValueError as e:
+            raise CommandError(str(e))
+        config = make_config(opts["preset"], categories=tuple(categories), cell=opts["cell"],
+                             conditional=not opts["unconditional"], eval_every=opts["eval_every"])
+        scale = None
+        if opts["resume"]:
+            try:
+                saved = load_checkpoint(out / "last.pt")
+            except CheckpointError as e:
+                raise CommandError(f"cannot resume: {e}")
+            saved_config = Config.from_dict(saved["config"])
+            if list(saved_config.categories) != categories:
+                raise CommandError(f"cannot resume: {out / 'last.pt'} was trained on "
+                                   f"{','.join(saved_config.categories)}, not {','.join(categories)}")
+            config, scale = saved_config, saved["scale_factor"]
+        elif (out / "last.pt").exists():
+            raise CommandError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        try:
+            data = load_sketch_data(categories, opts["data_dir"] or settings.QUICKDRAW_DATA_DIR,
+                                    config.max_seq_len, factor=scale)
+            run = Run(config, data, out, device, seed=opts["seed"], resume=opts["resume"])
+        except (SketchDataError, CheckpointError) as e:
+            raise CommandError(str(e))
+
+        if run.step >= opts["steps"]:
+            self.stdout.write(f"{out} is already at step {run.step} (asked for {opts['steps']}); nothing to do.")
+            return
+        n_params = sum(p.numel() for p in run.model.parameters())
+        self.stdout.write(
+            f"Training {','.join(categories)} ({len(data.splits['train'])} train / {len(data.splits['valid'])} valid drawings, "
+            f"scale factor {data.scale_factor:.3f}, n_max {data.n_max}) on {device}: {opts['preset']} preset, "
+            f"{config.cell} cell, {n_params / 1e6:.2f}M parameters, step {run.step} -> {opts['steps']}, into {out}"
+        )
+        # SIGTERM (e.g. a scheduler stopping the job) saves like Ctrl-C does.
+        signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+        bar = tqdm(total=opts["steps"], initial=run.step, unit="step", dynamic_ncols=True, file=sys.stderr,
+                   mininterval=1.0)
+
+        def progress(step, postfix):
+            bar.update(1)
+            bar.set_postfix(postfix, refresh=False)
+
+        try:
+            run.train(opts["steps"], progress)
+        except KeyboardInterrupt:
+            bar.close()
+            self.stderr.write(f"Interrupted: saved step {run.step} to {out / 'last.pt'}; continue with --resume.")
+            sys.exit(130)
+        except FloatingPointError as e:
+            bar.close()
+            raise CommandError(f"training diverged: {e}; last.pt holds the last good checkpoint")
+        bar.close()
+        self.stdout.write(
+            f"Done: step {run.step} in {run.seconds / 60:.1f} min; best validation loss {run.best_loss:.4f}. "
+            f"Files: {out / 'best.pt'}, {out / 'last.pt'}, {out / 'metrics.csv'}, {out / 'loss.png'}"
+        )

@@ -1,0 +1,333 @@
+"""Sketch-RNN (Ha & Eck 2017) in PyTorch: a bidirectional LSTM encoder, a latent code z, and an
+autoregressive LSTM decoder that outputs a mixture of bivariate normals for the next offset and
+a distribution over the three pen states.
+
+Two cells: the fused nn.LSTM ("lstm", fast) and a layer-normalised LSTM with recurrent dropout
+("layer_norm", the reference's choice for small datasets). The encoder reads only the real
+points of each drawing without packing: the forward direction reads the padded batch and is
+read out at each drawing's last point; the backward direction reads each drawing reversed within
+its own length.
+"""
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LOG_2PI = math.log(2 * math.pi)
+LOG_SIGMA_RANGE = (-7.0, 7.0)  # guards exp(sigma) against under/overflow over long runs
+RHO_LIMIT = 1 - 1e-4  # keeps 1 - rho^2 away from 0
+
+
+@dataclass
+class Config:
+    """Every hyper-parameter of a model and its training run; saved inside each checkpoint."""
+
+    categories: tuple = ()
+    enc_size: int = 256
+    dec_size: int = 512
+    z_size: int = 128
+    num_mixture: int = 20
+    cell: str = "layer_norm"  # "lstm" or "layer_norm"
+    recurrent_dropout: float = 0.1  # drop rate of the cell's candidate (layer_norm cell only)
+    conditional: bool = True  # False: decoder only, no encoder, no z
+    batch_size: int = 100
+    max_seq_len: int = 250  # longer drawings are dropped; samples stop here
+    lr: float = 1e-3
+    lr_decay: float = 0.9999
+    min_lr: float = 1e-5
+    grad_clip: float = 1.0  # by value, as the reference
+    kl_weight: float = 0.5
+    kl_weight_start: float = 0.01
+    kl_decay_rate: float = 0.99995
+    kl_tolerance: float = 0.2
+    random_scale: float = 0.15
+    augment_stroke_prob: float = 0.1
+    eval_every: int = 500
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        values = dict(values)
+        values["categories"] = tuple(values.get("categories", ()))
+        return cls(**values)
+
+    def to_dict(self):
+        values = asdict(self)
+        values["categories"] = list(self.categories)
+        return values
+
+    def lr_at(self, step):
+        return (self.lr - self.min_lr) * self.lr_decay**step + self.min_lr
+
+    def kl_weight_at(self, step):
+        return self.kl_weight - (self.kl_weight - self.kl_weight_start) * self.kl_decay_rate**step
+
+
+PRESETS = {
+    # The paper's and the reference's defaults.
+    "paper": dict(enc_size=256, dec_size=512, z_size=128, num_mixture=20, batch_size=100),
+    # Small enough to learn a category on two CPU cores in about an hour.
+    "cpu": dict(enc_size=128, dec_size=256, z_size=64, num_mixture=20, batch_size=100),
+}
+
+
+def make_config(preset="cpu", **overrides):
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
+    return replace(Config(), **PRESETS[preset], **overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells
+
+
+class FusedLSTM(nn.Module):
+    """nn.LSTM over a whole sequence (teacher forcing), stepped one row at a time for sampling."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        # The reference's init: orthogonal recurrent weights per gate, forget-gate bias 1.0
+        # (PyTorch's gate order: input, forget, candidate, output).
+        nn.init.xavier_uniform_(self.lstm.weight_ih_l0)
+        for gate in range(4):
+            nn.init.orthogonal_(self.lstm.weight_hh_l0.data[gate * hidden_size:(gate + 1) * hidden_size])
+        nn.init.zeros_(self.lstm.bias_hh_l0)
+        nn.init.zeros_(self.lstm.bias_ih_l0)
+        self.lstm.bias_ih_l0.data[hidden_size:2 * hidden_size] = 1.0
+
+    def forward(self, x, state):
+        """x (B, T, in), state (h, c) each (B, H) -> outputs (B, T, H), final state."""
+        h, c = state
+        out, (h, c) = self.lstm(x, (h[None].contiguous(), c[None].contiguous()))
+        return out, (h[0], c[0])
+
+
+class LayerNormLSTM(nn.Module):
+    """LSTM with layer normalisation of each gate and of the cell, and recurrent dropout on the
+    candidate ("without memory loss"), as the reference's LayerNormLSTMCell.
+
+    `groups` runs independent LSTMs side by side in one loop (the encoder's two directions):
+    inputs (G, B, T, in), states (G, B, H).
+    """
+
+    def __init__(self, input_size, hidden_size, groups=1, dropout=0.1):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.dropout = dropout
+        self.w_ih = nn.Parameter(torch.empty(groups, input_size, 4 * hidden_size))
+        self.w_hh = nn.Parameter(torch.empty(groups, hidden_size, 4 * hidden_size))
+        self.gate_gain = nn.Parameter(torch.ones(groups, 1, 4, hidden_size))
+        self.gate_bias = nn.Parameter(torch.zeros(groups, 1, 4, hidden_size))
+        self.cell_gain = nn.Parameter(torch.ones(groups, 1, hidden_size))
+        self.cell_bias = nn.Parameter(torch.zeros(groups, 1, hidden_size))
+        for g in range(groups):
+            nn.init.xavier_uniform_(self.w_ih.data[g])
+            for gate in range(4):
+                nn.init.orthogonal_(self.w_hh.data[g, :, gate * hidden_size:(gate + 1) * hidden_size])
+        self.gate_bias.data[:, :, 1] = 1.0  # forget gate
+
+    def project_inputs(self, x):
+        """x (G, B, T, in) -> (G, B, T, 4H): the input half of every gate, for all steps at once."""
+        g, b, t, _ = x.shape
+        return torch.bmm(x.reshape(g, b * t, -1), self.w_ih).view(g, b, t, -1)
+
+    def step(self, x_proj, h, c):
+        """One step from projected input (G, B, 4H) and state (G, B, H) each."""
+        gates = x_proj + torch.bmm(h, self.w_hh)
+        shape = gates.shape
+        gates = F.layer_norm(gates.view(*shape[:2], 4, self.hidden_size), (self.hidden_size,))
+        gates = gates * self.gate_gain + self.gate_bias
+        i, f, j, o = gates.unbind(2)
+        candidate = torch.tanh(j)
+        if self.training and self.dropout > 0:
+            candidate = F.dropout(candidate, self.dropout, training=True)
+        c = c * torch.sigmoid(f) + torch.sigmoid(i) * candidate
+        c_norm = F.layer_norm(c, (self.hidden_size,)) * self.cell_gain + self.cell_bias
+        h = torch.tanh(c_norm) * torch.sigmoid(o)
+        return h, c
+
+    def forward(self, x, state):
+        """x (G, B, T, in) -> outputs (G, B, T, H), final state ((G, B, H), (G, B, H))."""
+        h, c = state
+        outputs = []
+        # unbind, not indexing: each index's backward would fill a whole zero tensor (O(T^2)).
+        for x_proj in self.project_inputs(x).unbind(2):
+            h, c = self.step(x_proj, h, c)
+            outputs.append(h)
+        return torch.stack(outputs, dim=2), (h, c)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+def reverse_within_length(x, lengths):
+    """Reverse each sequence of x (B, T, F) within its own length; padding stays at the end."""
+    steps = torch.arange(x.shape[1], device=x.device)
+    index = (lengths[:, None] - 1 - steps[None]) % x.shape[1]
+    index = torch.where(steps[None] < lengths[:, None], index, steps[None])
+    return torch.gather(x, 1, index[:, :, None].expand_as(x))
+
+
+class SketchRNN(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        c = config
+        dec_input = 5 + (c.z_size if c.conditional else 0)
+        if c.conditional:
+            if c.cell == "lstm":
+                self.enc_fwd = FusedLSTM(5, c.enc_size)
+                self.enc_bwd = FusedLSTM(5, c.enc_size)
+            else:
+                self.enc = LayerNormLSTM(5, c.enc_size, groups=2, dropout=c.recurrent_dropout)
+            self.to_mu = nn.Linear(2 * c.enc_size, c.z_size)
+            self.to_sigma_hat = nn.Linear(2 * c.enc_size, c.z_size)
+            self.z_to_state = nn.Linear(c.z_size, 2 * c.dec_size)
+            for layer in (self.to_mu, self.to_sigma_hat, self.z_to_state):
+                nn.init.normal_(layer.weight, std=0.001)
+                nn.init.zeros_(layer.bias)
+        if c.cell == "lstm":
+            self.dec = FusedLSTM(dec_input, c.dec_size)
+        elif c.cell == "layer_norm":
+            self.dec = LayerNormLSTM(dec_input, c.dec_size, groups=1, dropout=c.recurrent_dropout)
+        else:
+            raise ValueError(f"unknown cell '{c.cell}' (choose lstm or layer_norm)")
+        self.out = nn.Linear(c.dec_size, 6 * c.num_mixture + 3)
+
+    # -- encoder ------------------------------------------------------------------------------
+
+    def encode(self, strokes, lengths, generator=None):
+        """strokes (B, T, 5) without the start token, real points first -> z, mu, sigma_hat."""
+        b = strokes.shape[0]
+        last = (lengths - 1).clamp(min=0)
+        rows = torch.arange(b, device=strokes.device)
+        backward_input = reverse_within_length(strokes, lengths)
+        if self.config.cell == "lstm":
+            zeros = strokes.new_zeros(b, self.config.enc_size)
+            fwd, _ = self.enc_fwd(strokes, (zeros, zeros))
+            bwd, _ = self.enc_bwd(backward_input, (zeros, zeros))
+        else:
+            zeros = strokes.new_zeros(2, b, self.config.enc_size)
+            out, _ = self.enc(torch.stack([strokes, backward_input]), (zeros, zeros))
+            fwd, bwd = out[0], out[1]
+        h = torch.cat([fwd[rows, last], bwd[rows, last]], dim=1)
+        mu = self.to_mu(h)
+        sigma_hat = self.to_sigma_hat(h)
+        eps = torch.randn(mu.shape, device=mu.device, generator=generator)
+        z = mu + torch.exp(sigma_hat / 2) * eps
+        return z, mu, sigma_hat
+
+    # -- decoder ------------------------------------------------------------------------------
+
+    def initial_state(self, z, batch_size, device):
+        h_size = self.config.dec_size
+        if z is None:
+            zeros = torch.zeros(batch_size, h_size, device=device)
+            return zeros, zeros
+        h, c = torch.tanh(self.z_to_state(z)).split(h_size, dim=1)
+        return h.contiguous(), c.contiguous()
+
+    def decoder_inputs(self, strokes, z):
+        if z is None:
+            return strokes
+        return torch.cat([strokes, z[:, None].expand(-1, strokes.shape[1], -1)], dim=2)
+
+    def decode(self, inputs, state):
+        """inputs (B, T, in), state ((B, H), (B, H)) -> raw outputs (B, T, 6M + 3), state."""
+        if self.config.cell == "lstm":
+            out, state = self.dec(inputs, state)
+        else:
+            out, (h, c) = self.dec(inputs[None], (state[0][None], state[1][None]))
+            out, state = out[0], (h[0], c[0])
+        return self.out(out), state
+
+    def decode_step(self, inputs, state):
+        """One step for sampling: inputs (B, in) -> raw outputs (B, 6M + 3), state."""
+        if self.config.cell == "lstm":
+            out, state = self.dec(inputs[:, None], state)
+            return self.out(out[:, 0]), state
+        h, c = self.dec.step(self.dec.project_inputs(inputs[None, :, None])[:, :, 0], state[0][None], state[1][None])
+        return self.out(h[0]), (h[0], c[0])
+
+    def forward(self, batch, lengths, generator=None):
+        """batch (B, T + 1, 5) with the start token; returns the mixture parameters for the T
+        targets batch[:, 1:], and mu, sigma_hat (None when unconditional)."""
+        targets = batch[:, 1:]
+        z = mu = sigma_hat = None
+        if self.config.conditional:
+            z, mu, sigma_hat = self.encode(targets, lengths, generator)
+        state = self.initial_state(z, batch.shape[0], batch.device)
+        raw, _ = self.decode(self.decoder_inputs(batch[:, :-1], z), state)
+        return split_outputs(raw, self.config.num_mixture), mu, sigma_hat
+
+
+# ---------------------------------------------------------------------------------------------
+# Output distribution and losses
+
+
+def split_outputs(raw, num_mixture):
+    """Raw decoder outputs (..., 6M + 3) -> dict of mixture and pen parameters (log space)."""
+    m = num_mixture
+    pen_logits = raw[..., :3]
+    pi_logits, mu_x, mu_y, log_sx, log_sy, rho_raw = raw[..., 3:].split(m, dim=-1)
+    return {
+        "log_pi": F.log_softmax(pi_logits, dim=-1),
+        "mu_x": mu_x,
+        "mu_y": mu_y,
+        "log_sigma_x": log_sx.clamp(*LOG_SIGMA_RANGE),
+        "log_sigma_y": log_sy.clamp(*LOG_SIGMA_RANGE),
+        "rho": torch.tanh(rho_raw) * RHO_LIMIT,
+        "pen_logits": pen_logits,
+    }
+
+
+def mixture_log_density(params, dx, dy):
+    """log sum_j pi_j N(dx, dy | mu_j, sigma_j, rho_j), computed in log space."""
+    zx = (dx[..., None] - params["mu_x"]) * torch.exp(-params["log_sigma_x"])
+    zy = (dy[..., None] - params["mu_y"]) * torch.exp(-params["log_sigma_y"])
+    rho = params["rho"]
+    one_minus_rho2 = 1 - rho * rho
+    log_normal = (
+        -LOG_2PI
+        - params["log_sigma_x"]
+        - params["log_sigma_y"]
+        - 0.5 * torch.log(one_minus_rho2)
+        - (zx * zx + zy * zy - 2 * rho * zx * zy) / (2 * one_minus_rho2)
+    )
+    return torch.logsumexp(params["log_pi"] + log_normal, dim=-1)
+
+
+def reconstruction_loss(params, targets, n_max):
+    """L_R = (L_s + L_p) / n_max summed per drawing, averaged over the batch.
+
+    L_s: -log density of the offsets of the real points (targets with p3 = 0).
+    L_p: pen cross-entropy over every target step given (all T steps).
+    Returns (L_R, L_s, L_p) as batch means, each already divided by n_max.
+    """
+    real = targets[..., 4] == 0
+    log_density = mixture_log_density(params, targets[..., 0], targets[..., 1])
+    l_s = -(log_density * real).sum(dim=1) / n_max
+    pen_target = targets[..., 2:5].argmax(dim=-1)
+    pen_nll = F.cross_entropy(params["pen_logits"].transpose(1, 2), pen_target, reduction="none")
+    l_p = pen_nll.sum(dim=1) / n_max
+    return (l_s + l_p).mean(), l_s.mean(), l_p.mean()
+
+
+def kl_loss(mu, sigma_hat):
+    """L_KL = -0.5 mean(1 + sigma_hat - mu^2 - exp(sigma_hat)) over batch and z dims."""
+    return -0.5 * torch.mean(1 + sigma_hat - mu * mu - torch.exp(sigma_hat))
+
+
+def total_loss(config, l_r, l_kl, kl_weight):
+    if l_kl is None:
+        return l_r
+    return l_r + kl_weight * torch.clamp(l_kl, min=config.kl_tolerance)

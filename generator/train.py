@@ -1,0 +1,233 @@
+"""Training and evaluating Sketch-RNN: batches, the training loop, validation, checkpoints.
+
+The run's folder holds best.pt (lowest validation loss, weights only), last.pt (everything needed
+to resume: optimiser, schedules, random generators, batcher position), metrics.csv and loss.png.
+A resumed run continues exactly as an uninterrupted one would have.
+"""
+
+import csv
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
+from .data import BucketBatcher, drop_points, random_scale, stroke5_batch
+from .model import Config, SketchRNN, kl_loss, reconstruction_loss, total_loss
+
+METRICS_FIELDS = ["step", "lr", "w_kl", "train_l_r", "train_l_kl", "valid_l_r", "valid_l_kl", "valid_loss", "seconds"]
+
+
+def augment(drawing, rng, config):
+    drawing = random_scale(drawing, rng, config.random_scale)
+    return drop_points(drawing, rng, config.augment_stroke_prob)
+
+
+def to_tensors(drawings, device, pad_to=None):
+    batch, lengths = stroke5_batch(drawings, pad_to)
+    return torch.from_numpy(batch).to(device), torch.from_numpy(lengths).to(device)
+
+
+def batch_losses(model, batch, lengths, n_max, generator=None):
+    """(L_R, L_KL or None) of one batch; L_R over the batch's own T target steps / n_max."""
+    params, mu, sigma_hat = model(batch, lengths, generator)
+    l_r, _, _ = reconstruction_loss(params, batch[:, 1:], n_max)
+    l_kl = kl_loss(mu, sigma_hat) if mu is not None else None
+    return l_r, l_kl
+
+
+@torch.no_grad()
+def evaluate(model, drawings, n_max, device, batch_size=100, seed=0):
+    """The paper's losses on a split: every drawing padded to n_max steps (L_p over all of
+    them), no augmentation, no dropout, z drawn with a fixed seed so the numbers repeat."""
+    model.eval()
+    config = model.config
+    generator = torch.Generator(device=device).manual_seed(seed)
+    pad_to = max(n_max, max(len(d) for d in drawings))
+    sums = {"l_r": 0.0, "l_kl": 0.0}
+    for start in range(0, len(drawings), batch_size):
+        chunk = drawings[start:start + batch_size]
+        batch, lengths = to_tensors(chunk, device, pad_to)
+        l_r, l_kl = batch_losses(model, batch, lengths, n_max, generator)
+        sums["l_r"] += l_r.item() * len(chunk)
+        sums["l_kl"] += (l_kl.item() if l_kl is not None else 0.0) * len(chunk)
+    n = len(drawings)
+    l_r, l_kl = sums["l_r"] / n, sums["l_kl"] / n
+    loss = l_r + (config.kl_weight * max(l_kl, config.kl_tolerance) if config.conditional else 0.0)
+    return {"L_R": l_r, "L_KL": l_kl if config.conditional else None, "loss": loss, "n": n}
+
+
+class Run:
+    """One training run in a folder: create it fresh or resume it from last.pt."""
+
+    def __init__(self, config, data, out_dir, device, seed=0, resume=False):
+        self.config = config
+        self.data = data
+        self.out_dir = Path(out_dir)
+        self.device = torch.device(device)
+        self.train_drawings = data.splits["train"]
+        self.valid_drawings = data.splits["valid"] or data.splits["train"][:config.batch_size]
+        self.step = 0
+        self.seconds = 0.0
+        self.best_loss = math.inf
+        torch.manual_seed(seed)
+        self.model = SketchRNN(config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.batcher = BucketBatcher([len(d) for d in self.train_drawings], config.batch_size, seed)
+        self.aug_rng = np.random.default_rng([seed, 1])
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self._restore(self.out_dir / "last.pt")
+        self._metrics = self._read_metrics()
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def _common_payload(self):
+        return {
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "scale_factor": self.data.scale_factor,
+            "n_max": self.data.n_max,
+            "step": self.step,
+        }
+
+    def save_last(self):
+        rng = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "numpy_augment": self.aug_rng.bit_generator.state,
+            "batcher": self.batcher.state(),
+        }
+        save_checkpoint({
+            **self._common_payload(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng,
+            "seconds": self.seconds,
+            "best_loss": self.best_loss,
+        }, self.out_dir / "last.pt")
+
+    def save_best(self, valid):
+        save_checkpoint({**self._common_payload(), "valid": valid}, self.out_dir / "best.pt")
+
+    def _restore(self, path):
+        payload = load_checkpoint(path, map_location=self.device)
+        if "optimizer" not in payload:
+            raise CheckpointError(f"{path}: holds weights only and cannot resume training")
+        saved = Config.from_dict(payload["config"])
+        if saved != self.config:
+            raise CheckpointError(f"{path}: was trained with another config or categories; resume with the same ones")
+        self.model.load_state_dict(model_from_checkpoint(payload, path).state_dict())
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.step = payload["step"]
+        self.seconds = payload["seconds"]
+        self.best_loss = payload["best_loss"]
+        rng = payload["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        if rng["cuda"]:
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        self.aug_rng.bit_generator.state = rng["numpy_augment"]
+        self.batcher.restore(rng["batcher"])
+
+    # -- metrics ------------------------------------------------------------------------------
+
+    def _read_metrics(self):
+        path = self.out_dir / "metrics.csv"
+        if not path.exists():
+            return []
+        with open(path, newline="") as f:
+            # Rows written after the last checkpoint belong to steps that will be redone.
+            return [row for row in csv.DictReader(f) if int(row["step"]) <= self.step]
+
+    def _write_metrics(self, row):
+        self._metrics.append({k: row[k] for k in METRICS_FIELDS})
+        path = self.out_dir / "metrics.csv"
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
+            writer.writeheader()
+            writer.writerows(self._metrics)
+        tmp.replace(path)
+        plot_metrics(self._metrics, self.out_dir / "loss.png")
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def train_step(self):
+        config = self.config
+        self.model.train()
+        lr = config.lr_at(self.step)
+        w_kl = config.kl_weight_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        drawings = [augment(self.train_drawings[i], self.aug_rng, config) for i in self.batcher.next()]
+        batch, lengths = to_tensors(drawings, self.device)
+        l_r, l_kl = batch_losses(self.model, batch, lengths, self.data.n_max)
+        loss = total_loss(config, l_r, l_kl, w_kl)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_value_(self.model.parameters(), config.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return l_r.item(), (l_kl.item() if l_kl is not None else 0.0), lr, w_kl
+
+    def validate(self):
+        valid = evaluate(self.model, self.valid_drawings, self.data.n_max, self.device)
+        if valid["loss"] < self.best_loss:
+            self.best_loss = valid["loss"]
+            self.save_best(valid)
+        return valid
+
+    def train(self, steps, progress=None):
+        """Train up to `steps` total steps, validating and checkpointing every eval_every steps.
+
+        On KeyboardInterrupt the state after the last finished step is saved to last.pt before
+        the interrupt goes on. `progress(step, postfix)` is called after every step.
+        """
+        config = self.config
+        window = []
+        started = time.perf_counter() - self.seconds
+        try:
+            while self.step < steps:
+                l_r, l_kl, lr, w_kl = self.train_step()
+                window.append((l_r, l_kl))
+                self.seconds = time.perf_counter() - started
+                if not all(map(math.isfinite, window[-1])):
+                    raise FloatingPointError(f"loss became {window[-1]} at step {self.step}")
+                if self.step % config.eval_every == 0 or self.step == steps:
+                    valid = self.validate()
+                    train_l_r, train_l_kl = np.mean(window, axis=0)
+                    window = []
+                    self._write_metrics({
+                        "step": self.step, "lr": f"{lr:.6g}", "w_kl": f"{w_kl:.6g}",
+                        "train_l_r": f"{train_l_r:.5f}", "train_l_kl": f"{train_l_kl:.5f}",
+                        "valid_l_r": f"{valid['L_R']:.5f}", "valid_l_kl": f"{valid['L_KL'] or 0.0:.5f}",
+                        "valid_loss": f"{valid['loss']:.5f}", "seconds": f"{self.seconds:.1f}",
+                    })
+                    self.save_last()
+                if progress:
+                    progress(self.step, {"L_R": f"{l_r:.3f}", "L_KL": f"{l_kl:.3f}", "best": f"{self.best_loss:.3f}"})
+        except KeyboardInterrupt:
+            self.save_last()
+            raise
+
+
+def plot_metrics(rows, path):
+    """loss.png: train and validation L_R and L_KL against steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [int(r["step"]) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, title in ((axes[0], "l_r", "reconstruction loss L_R"), (axes[1], "l_kl", "KL loss L_KL")):
+        ax.plot(steps, [float(r[f"train_{key}"]) for r in rows], label="train")
+        ax.plot(steps, [float(r[f"valid_{key}"]) for r in rows], label="valid")
+        ax.set_xlabel("step")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

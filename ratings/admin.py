@@ -1,0 +1,1 @@
+"""Admin for studies, stimuli, participants and ratings (staff only)."""

@@ -1,0 +1,188 @@
+"""The rating study: studies, their stimuli (real and generated sketches, attention checks),
+participants, what each participant is shown, and their ratings.
+
+Nothing a participant can see (URLs, file names, image bytes) is derived from a stimulus's source
+or category: stimuli are addressed by a random `public_id`, and provenance stays in the database.
+"""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+def new_public_id():
+    return secrets.token_urlsafe(12)
+
+
+def new_participant_token():
+    return secrets.token_urlsafe(18)
+
+
+DEFAULT_INSTRUCTIONS = (
+    "You will see hand-drawn sketches, one at a time. Some were drawn by people in an online "
+    "drawing game, others may not have been. For each sketch, tell us whether you think it was "
+    "drawn by a person:\n\n"
+    "Real: you are confident a person drew it.\n"
+    "Possibly real: it might have been drawn by a person, but you are not sure.\n"
+    "Fake: you are confident a person did not draw it.\n\n"
+    "There are no trick questions and no time limit; go with your first impression. "
+    "A few images are checks that you are paying attention: if an image is blank or shows "
+    "only a meaningless scribble, grade it Fake."
+)
+
+DEFAULT_CONSENT = (
+    "This is a research study about how people perceive sketches. Taking part means grading a "
+    "series of simple drawings, which takes about 10 minutes. We record your answers, how long "
+    "each answer took, and the identifiers your recruitment platform passes to us; nothing else "
+    "about you. Your answers are used for research only and are reported in aggregate. Taking "
+    "part is voluntary and you may stop at any time by closing this page."
+)
+
+
+class Study(models.Model):
+    slug = models.SlugField(unique=True)
+    title = models.CharField(max_length=200, default="Sketch study")
+    instructions = models.TextField(default=DEFAULT_INSTRUCTIONS)
+    consent_text = models.TextField(default=DEFAULT_CONSENT)
+    items_per_participant = models.PositiveIntegerField(
+        default=40, help_text="Sketches each participant grades, attention checks not counted.")
+    attention_checks = models.PositiveIntegerField(
+        default=3, help_text="Catch trials (blank canvas or meaningless scribble) mixed into each session.")
+    is_open = models.BooleanField(default=True, help_text="Closed studies accept no new participants or ratings.")
+    completion_code = models.CharField(max_length=100, blank=True, help_text="Shown on the finish page (e.g. Prolific's code).")
+    completion_url = models.URLField(blank=True, help_text="If set, the finish page links participants here.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created"]
+
+    def __str__(self):
+        return self.slug
+
+    def get_absolute_url(self):
+        return reverse("ratings:landing", args=[self.slug])
+
+
+class Condition(models.Model):
+    """One way of generating sketches in a study: checkpoint, temperature, mode."""
+
+    class Mode(models.TextChoices):
+        UNCONDITIONAL = "unconditional"
+        CONDITIONAL = "conditional"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="conditions")
+    checkpoint_sha256 = models.CharField(max_length=64)
+    checkpoint_name = models.CharField(max_length=300, help_text="File name when the stimuli were made.")
+    temperature = models.FloatField()
+    mode = models.CharField(max_length=20, choices=Mode.choices)
+    reject_degenerate = models.BooleanField(default=False)
+    rejected = models.JSONField(default=dict, blank=True, help_text="Samples rejected per category.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "checkpoint_sha256", "temperature", "mode", "reject_degenerate"],
+                                    name="unique_condition"),
+        ]
+
+    def __str__(self):
+        label = f"{self.checkpoint_sha256[:8]} t={self.temperature:g} {self.mode}"
+        return label + (" rejecting degenerate" if self.reject_degenerate else "")
+
+
+class Stimulus(models.Model):
+    class Source(models.TextChoices):
+        REAL = "real"
+        GENERATED = "generated"
+        ATTENTION = "attention"  # catch trial, excluded from the metric
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="stimuli")
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    image = models.CharField(max_length=200, help_text="Path of the PNG under MEDIA_ROOT.")
+    category = models.CharField(max_length=100, blank=True)
+    source = models.CharField(max_length=12, choices=Source.choices)
+    condition = models.ForeignKey(Condition, null=True, blank=True, on_delete=models.CASCADE, related_name="stimuli")
+    # Provenance, server-side only. Real: dataset file, split and index. Generated: the
+    # condition, the seed and the sample's index in its stream, and for conditional mode the
+    # encoded drawing's index. Attention: the kind of catch trial in `dataset_file`.
+    dataset_file = models.CharField(max_length=300, blank=True)
+    dataset_split = models.CharField(max_length=10, blank=True)
+    dataset_index = models.IntegerField(null=True, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    sample_index = models.IntegerField(null=True, blank=True)
+    ended = models.BooleanField(null=True, blank=True, help_text="Generated: ended by itself before the length limit.")
+    num_points = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "stimuli"
+        constraints = [
+            models.UniqueConstraint(fields=["study", "category", "dataset_file", "dataset_index"],
+                                    condition=models.Q(source="real"), name="unique_real_stimulus"),
+            models.UniqueConstraint(fields=["condition", "category", "sample_index"],
+                                    condition=models.Q(source="generated"), name="unique_generated_stimulus"),
+            models.UniqueConstraint(fields=["study", "dataset_file"],
+                                    condition=models.Q(source="attention"), name="unique_attention_stimulus"),
+        ]
+
+    def __str__(self):
+        return f"{self.public_id} ({self.source} {self.category})"
+
+    @property
+    def image_path(self):
+        return settings.MEDIA_ROOT / self.image
+
+    def get_absolute_url(self):
+        return reverse("ratings:image", args=[self.public_id])
+
+
+class Participant(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
+    token = models.CharField(max_length=40, unique=True, default=new_participant_token, editable=False)
+    prolific_pid = models.CharField(max_length=64, blank=True)
+    external_study_id = models.CharField(max_length=64, blank=True)
+    external_session_id = models.CharField(max_length=64, blank=True)
+    consented = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.token[:10]
+
+
+class Assignment(models.Model):
+    """One item of a participant's fixed, server-side sequence."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="assignments")
+    stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="assignments")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "position"], name="unique_assignment_position"),
+            models.UniqueConstraint(fields=["participant", "stimulus"], name="unique_assignment_stimulus"),
+        ]
+
+
+class Rating(models.Model):
+    class Grade(models.TextChoices):
+        REAL = "real", "Real"
+        POSSIBLY_REAL = "possibly_real", "Possibly real"
+        FAKE = "fake", "Fake"
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="ratings")
+    stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="ratings")
+    grade = models.CharField(max_length=16, choices=Grade.choices)
+    response_ms = models.PositiveIntegerField(help_text="From the image being shown to the answer, measured in the browser.")
+    position = models.PositiveIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["participant", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "stimulus"], name="one_rating_per_participant_and_stimulus"),
+        ]

@@ -1,0 +1,1 @@
+"""Researcher views: the results page and its downloads (staff only)."""

@@ -1,0 +1,44 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE_DATA_DIR = ROOT / "fixtures" / "quickdraw"
+
+
+@pytest.fixture(autouse=True)
+def isolated_outputs(settings, tmp_path):
+    """Every test writes media and reports into its own temporary folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.REPORTS_DIR = tmp_path / "reports"
+    settings.QUICKDRAW_DATA_DIR = FIXTURE_DATA_DIR
+    return tmp_path
+
+
+@pytest.fixture
+def fixture_data_dir():
+    """The project's own small sketch files (synthetic circles and squares)."""
+    return FIXTURE_DATA_DIR
+
+
+@pytest.fixture
+def real_data_dir():
+    """Real Quick, Draw! files from QUICKDRAW_DATA_DIR; the test is skipped without them."""
+    path = os.environ.get("QUICKDRAW_DATA_DIR")
+    if not path or not (Path(path) / "pig.npz").exists():
+        pytest.skip("needs real Quick, Draw! data: set QUICKDRAW_DATA_DIR to a folder with pig.npz")
+    return Path(path)
+
+
+@pytest.fixture
+def make_study(db):
+    """Build a study with real, generated and attention stimuli whose PNGs exist on disk.
+
+    make_study(slug="demo", categories=("circle", "square"), real=4, generated=4,
+               temperatures=(0.5,), attention=2, **study_fields) -> Study
+    `real` and `generated` are per category (generated: per condition too).
+    """
+    from tests.factories import build_study
+
+    return build_study
