@@ -1,0 +1,45 @@
+import json
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from generator.checkpoint import CheckpointError, load_model, resolve_device
+from generator.data import SketchDataError, load_sketch_data
+from generator.train import evaluate
+
+
+class Command(BaseCommand):
+    help = (
+        "Evaluate a Sketch-RNN checkpoint on a split with the paper's definitions: L_R = (L_s + L_p) / N_max "
+        "with the pen loss over all N_max steps, L_KL averaged over batch and latent dimensions, and "
+        "loss = L_R + w_KL * max(L_KL, tolerance) at the final KL weight. The last line printed is one JSON object."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--checkpoint", required=True, help="a .pt file written by train_sketch_rnn")
+        parser.add_argument("--split", choices=["train", "valid", "test"], default="test")
+        parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
+        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        parser.add_argument("--per-category", action="store_true", help="also evaluate each category on its own")
+
+    def handle(self, *args, **opts):
+        try:
+            device = resolve_device(opts["device"])
+            model, payload = load_model(opts["checkpoint"], device)
+            config = model.config
+            data = load_sketch_data(config.categories, opts["data_dir"] or settings.QUICKDRAW_DATA_DIR,
+                                    config.max_seq_len, factor=payload["scale_factor"])
+        except (CheckpointError, SketchDataError, ValueError) as e:
+            raise CommandError(str(e))
+        drawings = data.splits[opts["split"]]
+        if not drawings:
+            raise CommandError(f"the {opts['split']} split of {', '.join(config.categories)} has no drawings")
+        result = evaluate(model, drawings, payload["n_max"], device)
+        result.update(split=opts["split"], step=payload["step"], categories=list(config.categories))
+        if opts["per_category"] and len(config.categories) > 1:
+            labels = data.labels[opts["split"]]
+            result["per_category"] = {
+                category: evaluate(model, [d for d, label in zip(drawings, labels) if label == i], payload["n_max"], device)
+                for i, category in enumerate(config.categories)
+            }
+        self.stdout.write(json.dumps(result))

@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from generator.data import SketchDataError, load_category
+from generator.render import grid_png
+
+
+class Command(BaseCommand):
+    help = (
+        "Write a contact sheet (grid PNG) of sketches: real drawings of a dataset with --category, or "
+        "samples of a trained model with --checkpoint. Both go through the renderer participants see."
+    )
+
+    def add_arguments(self, parser):
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--category", help="show real drawings of this category")
+        source.add_argument("--checkpoint", help="show samples of this checkpoint")
+        parser.add_argument("--out", required=True, help="PNG file to write")
+        parser.add_argument("--count", type=int, default=64, help="number of sketches (default 64)")
+        parser.add_argument("--columns", type=int, default=8, help="sketches per row (default 8)")
+        parser.add_argument("--split", choices=["train", "valid", "test"], default="test", help="real drawings: which split")
+        parser.add_argument("--temperature", type=float, default=0.5, help="samples: temperature (default 0.5; 0 = greedy)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
+        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    def handle(self, *args, **opts):
+        if opts["count"] < 1:
+            raise CommandError("--count must be at least 1")
+        if opts["temperature"] < 0:
+            raise CommandError("--temperature must be 0 or more")
+        if opts["category"]:
+            drawings, captions = self.real_drawings(opts)
+        else:
+            drawings, captions = self.generated_drawings(opts)
+        out = Path(opts["out"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(grid_png(drawings, columns=opts["columns"], captions=captions))
+        self.stdout.write(f"wrote {len(drawings)} sketches to {out}")
+
+    def real_drawings(self, opts):
+        try:
+            split = load_category(opts["category"], opts["data_dir"] or settings.QUICKDRAW_DATA_DIR)[opts["split"]]
+        except SketchDataError as e:
+            raise CommandError(str(e))
+        rng = np.random.default_rng(opts["seed"])
+        indices = np.sort(rng.choice(len(split), size=min(opts["count"], len(split)), replace=False))
+        return [split[i] for i in indices], [f"{opts['split']} {i}" for i in indices]
+
+    def generated_drawings(self, opts):
+        import torch
+
+        from generator.checkpoint import CheckpointError, load_model, resolve_device
+        from generator.sample import sample
+
+        try:
+            device = resolve_device(opts["device"])
+            model, payload = load_model(opts["checkpoint"], device)
+        except (CheckpointError, ValueError) as e:
+            raise CommandError(str(e))
+        generator = torch.Generator(device=device).manual_seed(opts["seed"])
+        samples = sample(model, n=opts["count"], temperature=opts["temperature"],
+                         scale_factor=payload["scale_factor"], generator=generator, device=device)
+        captions = ["" if ended else "no end" for ended in samples.ended]
+        self.stdout.write(f"{int((~samples.ended).sum())} of {len(samples)} samples did not end within "
+                          f"{model.config.max_seq_len} points")
+        return samples.strokes, captions

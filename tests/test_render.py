@@ -1,0 +1,71 @@
+import io
+import struct
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from generator.data import load_npz
+from generator.render import CANVAS, grid_png, sketch_png
+
+
+def png_chunks(data):
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, i = [], 8
+    while i < len(data):
+        (length,) = struct.unpack(">I", data[i:i + 4])
+        chunks.append(data[i + 4:i + 8].decode())
+        i += 12 + length
+    return chunks
+
+
+@pytest.fixture
+def drawings(fixture_data_dir):
+    return load_npz(fixture_data_dir / "square.npz")["test"]
+
+
+def test_png_has_fixed_size_mode_and_only_critical_chunks(drawings):
+    for drawing in [drawings[0], drawings[0].astype(np.float32) * 0.37, np.zeros((0, 3))]:
+        data = sketch_png(drawing)
+        image = Image.open(io.BytesIO(data))
+        assert image.size == (CANVAS, CANVAS)
+        assert image.mode == "L"
+        assert png_chunks(data) == ["IHDR", "IDAT", "IEND"]
+
+
+def test_same_input_gives_same_bytes(drawings):
+    assert sketch_png(drawings[1]) == sketch_png(drawings[1].copy())
+
+
+def test_drawing_is_scaled_and_centred_whatever_its_units(drawings):
+    # A generated sketch comes back as float offsets in data units; a real one as int16. The
+    # same shape in either form, at any scale, renders to the same pixels (up to rounding of
+    # the coordinates' last digit).
+    pixels = np.asarray(Image.open(io.BytesIO(sketch_png(drawings[2]))), dtype=int)
+    scaled = np.asarray(Image.open(io.BytesIO(sketch_png(drawings[2].astype(np.float32) * 4.0))), dtype=int)
+    assert np.abs(pixels - scaled).mean() < 0.05
+    ink = np.argwhere(pixels < 128)
+    low, high = ink.min(axis=0), ink.max(axis=0)
+    assert abs((low + high) / 2 - CANVAS / 2).max() <= 2  # centred
+    assert (high - low).max() >= CANVAS - 2 * 16 - 4  # fills the canvas inside the margin
+    assert low.min() >= 16 - 3 and high.max() <= CANVAS - 16 + 3
+
+
+def test_blank_drawing_is_a_white_canvas():
+    pixels = np.asarray(Image.open(io.BytesIO(sketch_png(np.zeros((0, 3))))))
+    assert pixels.min() == 255
+
+
+def test_grid_holds_every_drawing(drawings):
+    image = Image.open(io.BytesIO(grid_png(list(drawings[:10]), columns=4, cell=64)))
+    assert image.size == (4 * 64, 3 * 64)
+
+
+def test_render_speed_is_measured_not_asserted(drawings):
+    # The rate goal (100/s on one core) lives in benchmarks/render_throughput.py; here only a
+    # sanity bound that catches a pathological slowdown.
+    start = time.perf_counter()
+    for drawing in drawings:
+        sketch_png(drawing)
+    assert (time.perf_counter() - start) / len(drawings) < 0.5
