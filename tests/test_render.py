@@ -26,7 +26,7 @@ def drawings(fixture_data_dir):
 
 
 def test_png_has_fixed_size_mode_and_only_critical_chunks(drawings):
-    for drawing in [drawings[0], drawings[0].astype(np.float32) * 0.37, np.zeros((0, 3))]:
+    for drawing in [drawings[0], drawings[0].astype(np.float32) * [0.37, 0.37, 1.0], np.zeros((0, 3))]:
         data = sketch_png(drawing)
         image = Image.open(io.BytesIO(data))
         assert image.size == (CANVAS, CANVAS)
@@ -43,7 +43,7 @@ def test_drawing_is_scaled_and_centred_whatever_its_units(drawings):
     # same shape in either form, at any scale, renders to the same pixels (up to rounding of
     # the coordinates' last digit).
     pixels = np.asarray(Image.open(io.BytesIO(sketch_png(drawings[2]))), dtype=int)
-    scaled = np.asarray(Image.open(io.BytesIO(sketch_png(drawings[2].astype(np.float32) * 4.0))), dtype=int)
+    scaled = np.asarray(Image.open(io.BytesIO(sketch_png(drawings[2].astype(np.float32) * [4.0, 4.0, 1.0]))), dtype=int)
     assert np.abs(pixels - scaled).mean() < 0.05
     ink = np.argwhere(pixels < 128)
     low, high = ink.min(axis=0), ink.max(axis=0)
