@@ -1,0 +1,561 @@
+"""The study's results: computed once here from the ratings, and rendered by the results page,
+the `study_report` command and the CSV exports, so the three agree by construction.
+
+Everything works on a tidy pandas DataFrame with one row per rating, built from the database in
+one query by `ratings_frame`. `study_results` turns a study into a `StudyResults`: stimulus
+counts, exclusions, the summary table with bootstrap confidence intervals, the headline with its
+verdicts, per-item scores and agreement between raters.
+"""
+
+import json
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .models import Participant, Rating, Stimulus
+
+GRADES = ["real", "possibly_real", "fake"]
+GRADE_LABELS = {"real": "Real", "possibly_real": "Possibly real", "fake": "Fake"}
+# Per-item scores and Krippendorff's ordinal alpha use this order of the grades.
+GRADE_SCORES = {"fake": 0, "possibly_real": 1, "real": 2}
+SCORE_MAPPING = "real = 2, possibly real = 1, fake = 0"
+THRESHOLD = 0.5
+DEFAULT_BOOTSTRAP = 2000
+DEFAULT_SEED = 20240531
+CONFIDENCE = 0.95
+
+UNFINISHED = "unfinished"
+FAILED_ATTENTION = "failed attention check"
+ATTENTION_RULE = "a participant fails the attention checks if they graded any attention-check sketch other than Fake"
+UNFINISHED_RULE = "a participant is unfinished if they never reached the end of the study"
+
+BOOTSTRAP_METHOD = (
+    "95% percentile intervals from a two-way (crossed) cluster bootstrap: each resample draws "
+    "participants with replacement and, independently, items with replacement within each "
+    "source x category x condition cell (the design fixes how many of each were shown); a rating "
+    "counts as many times as its participant and its item were both drawn, and the share is "
+    "recomputed over all those ratings. Resamples in which a row has no ratings are left out "
+    "for that row."
+)
+ERROR_RATE_METHOD = (
+    "Discrimination error rate (HYPE-style): a rater is taken to say 'real' when they grade a "
+    "sketch real or possibly real, and 'fake' otherwise. The error rate is the mean of two "
+    "per-source rates, real sketches graded fake and generated sketches graded real or possibly "
+    "real, so an unbalanced number of real and generated ratings does not bias it. 50% means "
+    "raters could not tell generated from real sketches; 0% means they always could."
+)
+
+
+def condition_label(checkpoint_name, checkpoint_sha256, temperature, mode, reject_degenerate):
+    label = f"{checkpoint_name} ({checkpoint_sha256[:8]}) t={temperature:g} {mode}"
+    return label + (" rejecting degenerate" if reject_degenerate else "")
+
+
+def fails_attention(attention_grades):
+    """The attention-check rule (ATTENTION_RULE), given one participant's attention-check grades."""
+    return bool((pd.Series(attention_grades) != "fake").any())
+
+
+# --- The data -------------------------------------------------------------------------------
+
+RATING_FIELDS = {
+    "participant": "participant__token",
+    "prolific_pid": "participant__prolific_pid",
+    "external_study_id": "participant__external_study_id",
+    "external_session_id": "participant__external_session_id",
+    "finished": "participant__finished",
+    "stimulus": "stimulus__public_id",
+    "category": "stimulus__category",
+    "source": "stimulus__source",
+    "condition_id": "stimulus__condition_id",
+    "checkpoint": "stimulus__condition__checkpoint_name",
+    "checkpoint_sha256": "stimulus__condition__checkpoint_sha256",
+    "temperature": "stimulus__condition__temperature",
+    "mode": "stimulus__condition__mode",
+    "reject_degenerate": "stimulus__condition__reject_degenerate",
+    "grade": "grade",
+    "response_ms": "response_ms",
+    "position": "position",
+    "created": "created",
+}
+
+
+def participants_frame(study):
+    rows = Participant.objects.filter(study=study).values_list("token", "finished")
+    frame = pd.DataFrame(list(rows), columns=["participant", "finished"])
+    frame["finished"] = frame["finished"].notna()
+    return frame
+
+
+def ratings_frame(study, participants=None):
+    """Every rating of the study, one row each, with its participant's exclusion ("" if none).
+
+    Columns: those of RATING_FIELDS (with `finished` a boolean), plus `condition` (a label,
+    "" for real sketches and attention checks), `score` (SCORE_MAPPING), `attention_check` and
+    `exclusion` (the reasons, joined by "; ").
+    """
+    rows = (Rating.objects.filter(participant__study=study)
+            .order_by("participant__started", "participant_id", "position")
+            .values_list(*RATING_FIELDS.values()))
+    frame = pd.DataFrame(list(rows), columns=list(RATING_FIELDS))
+    frame["finished"] = frame["finished"].notna()
+    frame["temperature"] = frame["temperature"].astype(float)
+    frame["condition_id"] = frame["condition_id"].astype("Int64")
+    frame["condition"] = [
+        condition_label(*fields) if pd.notna(fields[2]) else ""
+        for fields in zip(frame["checkpoint"], frame["checkpoint_sha256"], frame["temperature"],
+                          frame["mode"], frame["reject_degenerate"])
+    ]
+    for column in ("checkpoint", "checkpoint_sha256", "mode"):
+        frame[column] = frame[column].fillna("")
+    frame["score"] = frame["grade"].map(GRADE_SCORES).astype(int)
+    frame["attention_check"] = frame["source"] == Stimulus.Source.ATTENTION
+    reasons = exclusion_reasons(participants if participants is not None else participants_frame(study), frame)
+    frame["exclusion"] = [reasons.get(token, "") for token in frame["participant"]]
+    return frame
+
+
+def exclusion_reasons(participants, ratings):
+    """{participant token: "; "-joined reasons} for every participant with at least one reason."""
+    failed = (ratings[ratings["attention_check"]].groupby("participant")["grade"].agg(fails_attention))
+    failed_tokens = set(failed[failed].index)
+    reasons = {}
+    for token, finished in zip(participants["participant"], participants["finished"]):
+        found = ([] if finished else [UNFINISHED]) + ([FAILED_ATTENTION] if token in failed_tokens else [])
+        if found:
+            reasons[token] = "; ".join(found)
+    return reasons
+
+
+def counted_ratings(frame, include_excluded=False):
+    """The ratings the metric counts: never attention checks; excluded participants only if asked."""
+    keep = ~frame["attention_check"]
+    if not include_excluded:
+        keep &= frame["exclusion"] == ""
+    return frame[keep].reset_index(drop=True)
+
+
+def stimulus_counts(study):
+    """Stimuli by source, category and condition (attention checks by kind)."""
+    rows = (Stimulus.objects.filter(study=study)
+            .values_list("source", "category", "dataset_file", "condition__checkpoint_name",
+                         "condition__checkpoint_sha256", "condition__temperature", "condition__mode",
+                         "condition__reject_degenerate"))
+    counts = {}
+    for source, category, dataset_file, *condition in rows:
+        if source == Stimulus.Source.ATTENTION:
+            category = f"({dataset_file or 'check'})"
+        label = condition_label(*condition) if condition[0] is not None else ""
+        counts[(source, category, label)] = counts.get((source, category, label), 0) + 1
+    frame = pd.DataFrame([(*key, n) for key, n in counts.items()],
+                         columns=["source", "category", "condition", "stimuli"])
+    frame["source"] = pd.Categorical(frame["source"], categories=Stimulus.Source.values, ordered=True)
+    return frame.sort_values(["source", "condition", "category"]).reset_index(drop=True)
+
+
+# --- The bootstrap --------------------------------------------------------------------------
+
+def crossed_weights(participant_codes, item_codes, item_strata, n_resamples, rng):
+    """(n_resamples, n_ratings) weights of a two-way cluster bootstrap.
+
+    Participants are drawn with replacement from all participants, items with replacement
+    within their stratum; a rating's weight is (times its participant was drawn) x (times its
+    item was drawn). Codes are 0..n-1 integers; item_strata[i] is the stratum of item code i.
+    """
+    n_participants = participant_codes.max() + 1
+    n_items = item_codes.max() + 1
+    participant_draws = rng.multinomial(n_participants, np.full(n_participants, 1 / n_participants),
+                                        size=n_resamples)
+    item_draws = np.zeros((n_resamples, n_items))
+    for stratum in np.unique(item_strata):
+        members = np.flatnonzero(item_strata == stratum)
+        item_draws[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)),
+                                                 size=n_resamples)
+    return participant_draws[:, participant_codes] * item_draws[:, item_codes]
+
+
+def bootstrap_shares(frame, groups, indicators, n_resamples=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED, chunk=250):
+    """Resampled shares: array (n_resamples, n_groups, n_indicators), NaN where a group is empty.
+
+    groups: (n_ratings, n_groups) booleans, which ratings each group (a table row) holds;
+    indicators: (n_ratings, n_indicators) 0/1, e.g. "graded real". A share is the weighted
+    mean of an indicator over a group's ratings, with crossed_weights as weights.
+    """
+    participant_codes = pd.factorize(frame["participant"])[0]
+    item_codes, items = pd.factorize(frame["stimulus"])
+    cells = frame.drop_duplicates("stimulus").set_index("stimulus").loc[items]
+    item_strata = pd.factorize(pd.MultiIndex.from_frame(cells[["source", "category", "condition"]]))[0]
+    groups = np.asarray(groups, dtype=float)
+    indicators = np.asarray(indicators, dtype=float)
+    numerators = (groups[:, :, None] * indicators[:, None, :]).reshape(len(frame), -1)
+    rng = np.random.default_rng(seed)
+    shares = []
+    for start in range(0, n_resamples, chunk):
+        weights = crossed_weights(participant_codes, item_codes, item_strata,
+                                  min(chunk, n_resamples - start), rng)
+        totals = weights @ groups
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares.append((weights @ numerators).reshape(len(weights), *groups.shape[1:], -1)
+                          / totals[:, :, None])
+    return np.concatenate(shares)
+
+
+def percentile_interval(resampled):
+    """The central CONFIDENCE interval along the first axis, ignoring NaN (NaN if all are)."""
+    tail = (1 - CONFIDENCE) / 2 * 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, as they should
+        low, high = np.nanpercentile(resampled, [tail, 100 - tail], axis=0)
+    return low, high
+
+
+# --- The tables -----------------------------------------------------------------------------
+
+SUMMARY_LEVELS = ["source", "source x category", "condition", "condition x category"]
+CONDITION_COLUMNS = ["condition", "checkpoint", "temperature", "mode"]
+
+
+def summary_rows(ratings):
+    """[(row description, row mask)]: by source, source x category, generated condition and
+    generated condition x category. `condition` is "all" for generated sketches pooled over
+    conditions and "" where it does not apply (real sketches)."""
+    rows = []
+
+    def add(level, mask, source, category="all", condition=None):
+        description = {"level": level, "source": source, "category": category,
+                       "condition": "all" if source == Stimulus.Source.GENERATED else "",
+                       "checkpoint": "", "temperature": math.nan, "mode": ""}
+        description.update(condition or {})
+        rows.append((description, np.asarray(mask, dtype=bool)))
+
+    sources = [s for s in (Stimulus.Source.REAL, Stimulus.Source.GENERATED) if (ratings["source"] == s).any()]
+    for source in sources:
+        add("source", ratings["source"] == source, source)
+    for source in sources:
+        of_source = ratings["source"] == source
+        for category in sorted(ratings.loc[of_source, "category"].unique()):
+            add("source x category", of_source & (ratings["category"] == category), source, category)
+    generated = ratings[ratings["source"] == Stimulus.Source.GENERATED]
+    conditions = generated.drop_duplicates("condition_id").sort_values(["checkpoint", "temperature", "condition"])
+    for condition_id, *fields in conditions[["condition_id", *CONDITION_COLUMNS]].itertuples(index=False):
+        condition = dict(zip(CONDITION_COLUMNS, fields))
+        in_condition = (ratings["condition_id"] == condition_id).fillna(False).astype(bool)
+        add("condition", in_condition, Stimulus.Source.GENERATED, condition=condition)
+        for category in sorted(ratings.loc[in_condition, "category"].unique()):
+            add("condition x category", in_condition & (ratings["category"] == category), Stimulus.Source.GENERATED,
+                category, condition)
+    return rows
+
+
+def summary_table(ratings, n_resamples=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED):
+    """Per source, category and condition: ratings, raters, items, grade shares, and bootstrap
+    CIs for the share graded real or possibly real and the share graded real.
+
+    Also returns the resampled shares (n_resamples, rows, [real_or_possibly, real]) so the
+    headline's derived figures come from the very same resamples.
+    """
+    real = (ratings["grade"] == "real").to_numpy()
+    real_or_possibly = ratings["grade"].isin(["real", "possibly_real"]).to_numpy()
+    rows, masks = [], []
+    for description, mask in summary_rows(ratings):
+        group = ratings[mask]
+        rows.append({
+            **description,
+            "ratings": len(group), "raters": group["participant"].nunique(), "items": group["stimulus"].nunique(),
+            **{f"share_{grade}": (group["grade"] == grade).mean() for grade in GRADES},
+            "share_real_or_possibly": real_or_possibly[mask].mean(),
+        })
+        masks.append(mask)
+    table = pd.DataFrame(rows)
+    resampled = bootstrap_shares(ratings, np.column_stack(masks), np.column_stack([real_or_possibly, real]),
+                                 n_resamples, seed)
+    low, high = percentile_interval(resampled)
+    table["real_or_possibly_ci_low"], table["real_or_possibly_ci_high"] = low[:, 0], high[:, 0]
+    table["real_ci_low"], table["real_ci_high"] = low[:, 1], high[:, 1]
+    return table, resampled
+
+
+def item_scores(ratings):
+    """Per stimulus: its mean score (SCORE_MAPPING), shares and number of ratings, best first."""
+    items = (ratings.assign(real=ratings["grade"] == "real",
+                            real_or_possibly=ratings["grade"].isin(["real", "possibly_real"]))
+             .groupby("stimulus", sort=False)
+             .agg(source=("source", "first"), category=("category", "first"), condition=("condition", "first"),
+                  temperature=("temperature", "first"), ratings=("score", "size"), mean_score=("score", "mean"),
+                  share_real=("real", "mean"), share_real_or_possibly=("real_or_possibly", "mean"))
+             .reset_index())
+    return items.sort_values(["mean_score", "ratings", "stimulus"], ascending=[False, False, True]).reset_index(drop=True)
+
+
+def best_and_worst(items, count=6):
+    """The `count` best- and worst-scored generated sketches (worst first in its list), no sketch twice."""
+    generated = items[items["source"] == Stimulus.Source.GENERATED]
+    best = generated.head(count)
+    worst = generated.drop(best.index).iloc[::-1].head(count)
+    return best, worst
+
+
+# --- Headline and agreement -----------------------------------------------------------------
+
+def verdict(low, high, threshold=THRESHOLD):
+    """'supported' if the whole interval is above the threshold, 'not supported' if it is at or
+    below it, else 'inconclusive'."""
+    if math.isnan(low) or math.isnan(high):
+        return "no data"
+    if low > threshold:
+        return "supported"
+    if high <= threshold:
+        return "not supported"
+    return "inconclusive"
+
+
+VERDICT_REASONS = {
+    "supported": "the whole interval is above 50%",
+    "not supported": "the whole interval is at or below 50%",
+    "inconclusive": "the interval includes 50%",
+    "no data": "there are no ratings",
+}
+
+
+def pct(share, digits=1):
+    return "n/a" if share is None or math.isnan(share) else f"{share * 100:.{digits}f}%"
+
+
+def estimate(share, low, high, ratings):
+    return {"share": share, "ci_low": low, "ci_high": high, "ratings": ratings}
+
+
+def claim(source, estimate_, grades_text, claim_text):
+    result = verdict(estimate_["ci_low"], estimate_["ci_high"])
+    sentence = (f"{source}: {pct(estimate_['share'])} of {estimate_['ratings']} ratings (95% CI "
+                f"{pct(estimate_['ci_low'])} to {pct(estimate_['ci_high'])}) graded {grades_text}. "
+                f"{claim_text}: {result} ({VERDICT_REASONS[result]}).")
+    return {"claim": claim_text, "verdict": result, "sentence": sentence, **estimate_}
+
+
+def headline(summary, resampled):
+    """The study's two claims with their verdicts, the shares behind them, and the
+    discrimination error rate (ERROR_RATE_METHOD), all with bootstrap CIs."""
+    def source_row(source):
+        found = np.flatnonzero((summary["level"] == "source") & (summary["source"] == source))
+        return found[0] if len(found) else None
+
+    def figure(row, share):
+        if row is None:
+            return estimate(math.nan, math.nan, math.nan, 0)
+        values = summary.iloc[row]
+        return estimate(values[f"share_{share}"], values[f"{share}_ci_low"], values[f"{share}_ci_high"],
+                        int(values["ratings"]))
+
+    real, generated = source_row(Stimulus.Source.REAL), source_row(Stimulus.Source.GENERATED)
+    return {
+        "generated": claim("Generated sketches", figure(generated, "real_or_possibly"), "real or possibly real",
+                           "More than half graded real or possibly real"),
+        "real": claim("Real sketches", figure(real, "real"), "real", "Mostly (more than half) graded real"),
+        "generated_real": figure(generated, "real"),
+        "real_real_or_possibly": figure(real, "real_or_possibly"),
+        "discrimination_error": discrimination_error(summary, resampled, real, generated),
+    }
+
+
+def discrimination_error(summary, resampled, real, generated):
+    """ERROR_RATE_METHOD, from the summary's two source rows and their resampled shares."""
+    if real is None or generated is None:
+        error = dict.fromkeys(["share", "ci_low", "ci_high", "real_graded_fake", "generated_graded_real_or_possibly"],
+                              math.nan)
+    else:
+        real_fake = 1 - summary["share_real_or_possibly"].iloc[real]
+        generated_passed = summary["share_real_or_possibly"].iloc[generated]
+        low, high = percentile_interval((1 - resampled[:, real, 0] + resampled[:, generated, 0]) / 2)
+        error = {"share": (real_fake + generated_passed) / 2, "ci_low": low, "ci_high": high,
+                 "real_graded_fake": real_fake, "generated_graded_real_or_possibly": generated_passed}
+    error["sentence"] = (
+        f"Discrimination error rate: {pct(error['share'])} (95% CI {pct(error['ci_low'])} to "
+        f"{pct(error['ci_high'])}), the mean of real sketches graded fake ({pct(error['real_graded_fake'])}) "
+        f"and generated sketches graded real or possibly real ({pct(error['generated_graded_real_or_possibly'])}); "
+        f"50% means raters could not tell them apart.")
+    return error
+
+
+def krippendorff_alpha(ratings):
+    """Krippendorff's alpha, ordinal, over the rater x item matrix of scores (missing = not rated).
+
+    None when it is undefined: no item graded by two raters, or no variation in the grades.
+    """
+    import krippendorff
+
+    matrix = ratings.pivot(index="participant", columns="stimulus", values="score")
+    pairable = int((matrix.notna().sum() >= 2).sum())
+    value = None
+    if pairable and ratings["score"].nunique() > 1:
+        value = float(krippendorff.alpha(reliability_data=matrix.to_numpy(float), value_domain=[0, 1, 2],
+                                         level_of_measurement="ordinal"))
+    return {"alpha": value, "raters": int(matrix.shape[0]), "items": pairable}
+
+
+def fleiss_kappa(ratings):
+    """Fleiss' kappa (nominal) over the items with the most common number of ratings.
+
+    Fleiss' kappa needs the same number of ratings on every item, so items rated a different
+    number of times are left out (and counted); ties between counts go to the larger count.
+    None when fewer than two items with at least two ratings each remain or the grades do not vary.
+    """
+    from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
+
+    table = pd.crosstab(ratings["stimulus"], ratings["grade"]).reindex(columns=GRADES, fill_value=0)
+    per_item = table.sum(axis=1)
+    counts = per_item[per_item >= 2].value_counts()
+    result = {"kappa": None, "items": 0, "ratings_per_item": None, "items_left_out": int(len(table))}
+    if counts.empty:
+        return result
+    n = int(counts[counts == counts.max()].index.max())
+    kept = table[per_item == n]
+    result.update(items=len(kept), ratings_per_item=n, items_left_out=int(len(table) - len(kept)))
+    if len(kept) >= 2 and (kept.sum() > 0).sum() > 1:
+        result["kappa"] = float(statsmodels_fleiss_kappa(kept.to_numpy()))
+    return result
+
+
+# --- Everything together --------------------------------------------------------------------
+
+def exclusion_table(participants, frame):
+    """Excluded participants and their (non-attention) ratings, by reason and in total."""
+    reasons = exclusion_reasons(participants, frame)
+    metric = frame[~frame["attention_check"]]
+    rows = []
+    for reason in (UNFINISHED, FAILED_ATTENTION, None):
+        tokens = [token for token, found in reasons.items() if reason is None or reason in found.split("; ")]
+        rows.append({"reason": reason or "any reason", "participants": len(tokens),
+                     "ratings": int(metric["participant"].isin(tokens).sum())})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class StudyResults:
+    study: object
+    include_excluded: bool
+    bootstrap: int
+    seed: int
+    stimuli: pd.DataFrame  # stimulus_counts
+    participants: dict  # started, finished, counted, attention-check ratings
+    exclusions: pd.DataFrame  # exclusion_table
+    ratings: pd.DataFrame  # every rating (ratings_frame), for the tidy export
+    counted: pd.DataFrame  # the ratings the metric counts (counted_ratings)
+    summary: pd.DataFrame | None
+    headline: dict | None
+    items: pd.DataFrame | None
+    agreement: dict | None
+
+    @property
+    def has_ratings(self):
+        return not self.counted.empty
+
+    @property
+    def method(self):
+        return {
+            "bootstrap": BOOTSTRAP_METHOD,
+            "resamples": self.bootstrap,
+            "seed": self.seed,
+            "threshold": THRESHOLD,
+            "verdict": "supported if the 95% CI's lower bound is above 50%, not supported if its upper "
+                       "bound is at or below 50%, inconclusive otherwise",
+            "shares": "shares of ratings (each rating counts once), not of sketches",
+            "discrimination_error": ERROR_RATE_METHOD,
+            "item_score": f"mean grade with {SCORE_MAPPING}",
+            "exclusions": f"{UNFINISHED_RULE}; {ATTENTION_RULE}. Attention-check ratings are never counted. "
+                          + ("Excluded participants are included here (on request)." if self.include_excluded
+                             else "Excluded participants are left out."),
+            "agreement": "Krippendorff's alpha (ordinal, scores as item_score) over the rater x item matrix; "
+                         "Fleiss' kappa (nominal) over the items with the most common number of ratings",
+        }
+
+    def as_dict(self):
+        """Everything, JSON-ready (NaN -> None)."""
+        return _json_ready({
+            "study": self.study.slug,
+            "title": self.study.title,
+            "include_excluded": self.include_excluded,
+            "method": self.method,
+            "stimuli": records(self.stimuli),
+            "participants": self.participants,
+            "exclusions": records(self.exclusions),
+            "headline": self.headline,
+            "summary": records(self.summary) if self.summary is not None else [],
+            "items": records(self.items) if self.items is not None else [],
+            "agreement": self.agreement,
+        })
+
+
+def study_results(study, include_excluded=False, bootstrap=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED):
+    participants = participants_frame(study)
+    frame = ratings_frame(study, participants)
+    counted = counted_ratings(frame, include_excluded)
+    reasons = exclusion_reasons(participants, frame)
+    summary = headline_ = items = agreement = None
+    if not counted.empty:
+        summary, resampled = summary_table(counted, bootstrap, seed)
+        headline_ = headline(summary, resampled)
+        items = item_scores(counted)
+        agreement = {"krippendorff": krippendorff_alpha(counted), "fleiss": fleiss_kappa(counted)}
+    return StudyResults(
+        study=study, include_excluded=include_excluded, bootstrap=bootstrap, seed=seed,
+        stimuli=stimulus_counts(study),
+        participants={
+            "started": len(participants),
+            "finished": int(participants["finished"].sum()),
+            "excluded": len(reasons),
+            "counted": int(counted["participant"].nunique()),
+            "counted_ratings": len(counted),
+            "attention_check_ratings": int(frame["attention_check"].sum()),
+        },
+        exclusions=exclusion_table(participants, frame),
+        ratings=frame, counted=counted, summary=summary, headline=headline_, items=items, agreement=agreement,
+    )
+
+
+# --- Exports --------------------------------------------------------------------------------
+
+TIDY_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_session_id", "stimulus", "category",
+                "source", "condition", "checkpoint", "temperature", "mode", "grade", "score", "response_ms",
+                "position", "created", "attention_check", "exclusion"]
+
+
+def tidy_ratings(results):
+    """One row per rating, attention checks and excluded participants included (flagged by
+    `attention_check` and `exclusion`), so the file is the whole raw record."""
+    tidy = results.ratings[TIDY_COLUMNS].copy()
+    tidy["created"] = [timestamp.isoformat() for timestamp in tidy["created"]]
+    return tidy
+
+
+def csv_text(frame):
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def records(frame):
+    return [{key: _native(value) for key, value in row.items()} for row in frame.to_dict("records")]
+
+
+def _native(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NA:
+        return None
+    return value
+
+
+def _json_ready(value):
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    return _native(value)
+
+
+def to_json(results):
+    return json.dumps(results.as_dict(), indent=2, allow_nan=False)

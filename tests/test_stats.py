@@ -1,0 +1,369 @@
+"""The study's results on ratings built by hand, where every figure is known in advance."""
+
+import itertools
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.utils import timezone
+
+from ratings import stats
+from ratings.models import Participant, Rating, Stimulus
+
+GRADE = {"R": "real", "P": "possibly_real", "F": "fake"}
+# Columns of the grade strings below: real circle 0 and 1, real square 0 and 1, generated circle
+# 0 and 1, generated square 0 and 1, then the blank and the scribble attention checks.
+ORDER = ["r1", "r2", "r3", "r4", "g1", "g2", "g3", "g4", "blank", "scribble"]
+PILOT = {
+    "A": "RRRP RPFP FF",
+    "B": "RRFR PFFR FF",
+    "C": "RPRR RPPF FF",
+    "D": "RRRF FFPF FF",
+    "F": "RRRR RRRR PF",  # failed the blank attention check
+}
+UNFINISHED = {"E": {"r1": "F", "g1": "R"}}
+
+
+def stimuli_by_name(study):
+    names = {}
+    for stimulus in Stimulus.objects.filter(study=study):
+        if stimulus.source == Stimulus.Source.ATTENTION:
+            names[stimulus.dataset_file] = stimulus
+        else:
+            index = stimulus.dataset_index if stimulus.source == Stimulus.Source.REAL else stimulus.sample_index
+            offset = {"circle": 1, "square": 3}[stimulus.category] + index
+            names[f"{stimulus.source[0]}{offset}"] = stimulus
+    return names
+
+
+def add_participant(study, name, grades, finished=True, stimuli=None):
+    """grades: {stimulus name: R/P/F}, rated in that order."""
+    stimuli = stimuli or stimuli_by_name(study)
+    participant = Participant.objects.create(study=study, prolific_pid=f"pid-{name}", consented=timezone.now(),
+                                             finished=timezone.now() if finished else None)
+    for position, (stimulus, grade) in enumerate(grades.items()):
+        Rating.objects.create(participant=participant, stimulus=stimuli[stimulus], grade=GRADE[grade],
+                              response_ms=1000 + position, position=position)
+    return participant
+
+
+@pytest.fixture
+def pilot(make_study):
+    """4 finished, attentive participants who graded everything, one unfinished, one who failed."""
+    study = make_study(slug="pilot", categories=("circle", "square"), real=2, generated=2, attention=2)
+    stimuli = stimuli_by_name(study)
+    for name, grades in PILOT.items():
+        add_participant(study, name, dict(zip(ORDER, grades.replace(" ", ""))), stimuli=stimuli)
+    for name, grades in UNFINISHED.items():
+        add_participant(study, name, grades, finished=False, stimuli=stimuli)
+    return study
+
+
+def row(summary, level, source, category="all"):
+    found = summary[(summary["level"] == level) & (summary["source"] == source) & (summary["category"] == category)]
+    assert len(found) == 1
+    return found.iloc[0]
+
+
+# --- Hand computations, independent of the libraries the module uses ------------------------
+
+def hand_krippendorff_ordinal(units):
+    """Krippendorff's alpha, ordinal, from the coincidence matrix (Krippendorff 2011,
+    "Computing Krippendorff's alpha-reliability"). units: lists of the values each unit got."""
+    units = [[Fraction(v) for v in unit] for unit in units if len(unit) >= 2]
+    values = sorted({v for unit in units for v in unit})
+    coincidences = {(c, k): Fraction(0) for c in values for k in values}
+    for unit in units:
+        for i, j in itertools.permutations(range(len(unit)), 2):
+            coincidences[unit[i], unit[j]] += Fraction(1, len(unit) - 1)
+    totals = {c: sum(coincidences[c, k] for k in values) for c in values}
+    n = sum(totals.values())
+
+    def delta(c, k):
+        low, high = sorted((c, k))
+        between = sum(totals[g] for g in values if low <= g <= high)
+        return (between - (totals[c] + totals[k]) / 2) ** 2
+
+    observed = sum(coincidences[c, k] * delta(c, k) for c in values for k in values)
+    expected = sum(totals[c] * totals[k] * delta(c, k) for c in values for k in values)
+    return 1 - (n - 1) * observed / expected
+
+
+def hand_fleiss_kappa(table):
+    """Fleiss (1971): table[i][j] = raters who put item i in category j, the same n for every item."""
+    n = sum(table[0])
+    items = len(table)
+    agreement = sum(Fraction(sum(c * c for c in counts) - n, n * (n - 1)) for counts in table) / items
+    shares = [Fraction(sum(counts[j] for counts in table), items * n) for j in range(len(table[0]))]
+    chance = sum(p * p for p in shares)
+    return (agreement - chance) / (1 - chance)
+
+
+def test_hand_krippendorff_matches_the_textbook_example():
+    # Krippendorff (2011), 4 coders x 12 units with missing values: ordinal alpha = 0.815.
+    coders = ["1 2 3 3 2 1 4 1 2 . . .", "1 2 3 3 2 2 4 1 2 5 . 3", ". 3 3 3 2 3 4 2 2 5 1 .",
+              "1 2 3 3 2 4 4 1 2 5 1 ."]
+    units = [[int(v) for v in column if v != "."] for column in zip(*(c.split() for c in coders))]
+    assert float(hand_krippendorff_ordinal(units)) == pytest.approx(0.815, abs=5e-4)
+
+
+def test_hand_fleiss_matches_the_textbook_example():
+    # The worked example on Wikipedia's "Fleiss' kappa" page: 10 subjects, 14 raters, kappa = 0.210.
+    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+             [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    assert float(hand_fleiss_kappa(table)) == pytest.approx(0.210, abs=5e-4)
+
+
+# --- Agreement ------------------------------------------------------------------------------
+
+def frame_of(grades_by_rater):
+    """A counted-ratings frame from {rater: {item: R/P/F}}."""
+    rows = [{"participant": rater, "stimulus": item, "grade": GRADE[g], "score": stats.GRADE_SCORES[GRADE[g]]}
+            for rater, items in grades_by_rater.items() for item, g in items.items()]
+    return pd.DataFrame(rows)
+
+
+def test_agreement_on_a_tiny_example_worked_by_hand():
+    # Items (columns) x raters: i1 RRR, i2 PPP, i3 RPF, i4 PFF.
+    ratings = frame_of({"a": dict(i1="R", i2="P", i3="R", i4="P"), "b": dict(i1="R", i2="P", i3="P", i4="F"),
+                        "c": dict(i1="R", i2="P", i3="F", i4="F")})
+    # By hand: coincidences o01=1.5, o02=.5, o12=.5; n0=3, n1=5, n2=4; ordinal deltas 16, 72.25,
+    # 20.25; alpha = 1 - 11 * 70.25 / 1512.
+    assert stats.krippendorff_alpha(ratings) == {"alpha": pytest.approx(2957 / 6048), "raters": 3, "items": 4}
+    # By hand: P_i = 1, 1, 0, 1/3 -> P = 7/12; p = 4/12, 5/12, 3/12 -> Pe = 25/72; kappa = 17/47.
+    assert stats.fleiss_kappa(ratings) == {"kappa": pytest.approx(17 / 47), "items": 4, "ratings_per_item": 3,
+                                          "items_left_out": 0}
+
+
+def test_fleiss_kappa_keeps_the_items_with_the_most_common_number_of_ratings():
+    ratings = frame_of({"a": dict(i1="R", i2="P", i3="R", i4="P", i5="F"),
+                        "b": dict(i1="R", i2="P", i3="P", i4="F"),
+                        "c": dict(i1="R", i2="P", i3="F")})
+    # i1..i3 have 3 ratings (kept), i4 has 2 and i5 one (left out).
+    expected = hand_fleiss_kappa([[3, 0, 0], [0, 3, 0], [1, 1, 1]])
+    assert stats.fleiss_kappa(ratings) == {"kappa": pytest.approx(float(expected)), "items": 3,
+                                          "ratings_per_item": 3, "items_left_out": 2}
+
+
+def test_agreement_is_none_when_undefined():
+    unanimous = frame_of({"a": dict(i1="R", i2="R"), "b": dict(i1="R", i2="R")})
+    assert stats.krippendorff_alpha(unanimous)["alpha"] is None
+    assert stats.fleiss_kappa(unanimous)["kappa"] is None
+    unpaired = frame_of({"a": dict(i1="R"), "b": dict(i2="F")})
+    assert stats.krippendorff_alpha(unpaired) == {"alpha": None, "raters": 2, "items": 0}
+    assert stats.fleiss_kappa(unpaired)["kappa"] is None
+
+
+# --- The bootstrap --------------------------------------------------------------------------
+
+def test_crossed_weights_multiply_participant_and_item_draws_within_strata():
+    participants = np.array([0, 0, 1, 1, 2, 2])
+    items = np.array([0, 1, 0, 1, 2, 3])
+    strata = np.array([0, 0, 1, 1])
+    weights = stats.crossed_weights(participants, items, strata, 500, np.random.default_rng(1))
+    # Replay the same draws to see each factor.
+    rng = np.random.default_rng(1)
+    drawn_participants = rng.multinomial(3, [1 / 3] * 3, size=500)
+    drawn_items = np.concatenate([rng.multinomial(2, [.5, .5], size=500), rng.multinomial(2, [.5, .5], size=500)],
+                                 axis=1)
+    assert (weights == drawn_participants[:, participants] * drawn_items[:, items]).all()
+    assert (drawn_items[:, :2].sum(axis=1) == 2).all() and (drawn_items[:, 2:].sum(axis=1) == 2).all()
+
+
+def bootstrap_interval(grades_by_rater, seed=0):
+    ratings = frame_of(grades_by_rater).assign(source="generated", category="circle", condition="c")
+    passed = ratings["grade"].isin(["real", "possibly_real"]).to_numpy()[:, None]
+    resampled = stats.bootstrap_shares(ratings, np.ones((len(ratings), 1), bool), passed, 300, seed)
+    low, high = stats.percentile_interval(resampled)
+    return low[0, 0], high[0, 0]
+
+
+def test_bootstrap_resamples_items():
+    # Every rater agrees; half the items pass and half do not: only item resampling moves the share.
+    ratings = {rater: {f"i{i}": "R" if i < 5 else "F" for i in range(10)} for rater in range(20)}
+    low, high = bootstrap_interval(ratings)
+    assert low < 0.4 and high > 0.6
+
+
+def test_bootstrap_resamples_participants():
+    # Every item gets the same grades; half the raters pass everything: only rater resampling moves it.
+    ratings = {rater: {f"i{i}": "R" if rater < 10 else "F" for i in range(10)} for rater in range(20)}
+    low, high = bootstrap_interval(ratings)
+    assert low < 0.4 and high > 0.6
+
+
+def test_bootstrap_is_seeded_and_degenerate_when_everyone_agrees():
+    ratings = {rater: {f"i{i}": "RPF"[(rater + i) % 3] for i in range(8)} for rater in range(6)}
+    assert bootstrap_interval(ratings, seed=3) == bootstrap_interval(ratings, seed=3)
+    assert bootstrap_interval(ratings, seed=3) != bootstrap_interval(ratings, seed=4)
+    assert bootstrap_interval({r: {f"i{i}": "P" for i in range(4)} for r in range(3)}) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("low, high, expected", [
+    (0.51, 0.9, "supported"), (0.5, 0.9, "inconclusive"), (0.2, 0.6, "inconclusive"),
+    (0.2, 0.5, "not supported"), (0.1, 0.3, "not supported"), (math.nan, math.nan, "no data"),
+])
+def test_verdict_against_the_threshold(low, high, expected):
+    assert stats.verdict(low, high) == expected
+
+
+# --- The pilot study ------------------------------------------------------------------------
+
+def test_ratings_frame_flags_attention_checks_and_exclusions(pilot):
+    frame = stats.ratings_frame(pilot)
+    assert len(frame) == 5 * 10 + 2
+    assert frame["attention_check"].sum() == 10
+    exclusion = frame.drop_duplicates("prolific_pid").set_index("prolific_pid")["exclusion"].to_dict()
+    assert exclusion == {"pid-A": "", "pid-B": "", "pid-C": "", "pid-D": "", "pid-E": stats.UNFINISHED,
+                         "pid-F": stats.FAILED_ATTENTION}
+    generated = frame[frame["source"] == "generated"].iloc[0]
+    assert generated["condition"] == f"test.pt ({'0' * 8}) t=0.5 unconditional"
+    assert generated["temperature"] == 0.5
+
+
+def test_an_unfinished_participant_who_failed_an_attention_check_has_both_reasons(pilot):
+    add_participant(pilot, "G", {"scribble": "R", "r1": "R"}, finished=False)
+    results = stats.study_results(pilot, bootstrap=50)
+    assert results.ratings.set_index("prolific_pid").loc["pid-G", "exclusion"].iloc[0] == \
+        f"{stats.UNFINISHED}; {stats.FAILED_ATTENTION}"
+    assert results.exclusions.to_dict("records") == [
+        {"reason": stats.UNFINISHED, "participants": 2, "ratings": 3},
+        {"reason": stats.FAILED_ATTENTION, "participants": 2, "ratings": 9},
+        {"reason": "any reason", "participants": 3, "ratings": 11},
+    ]
+
+
+def test_summary_shares_by_source_and_category(pilot):
+    summary = stats.study_results(pilot, bootstrap=50).summary
+    expected = {  # (ratings, raters, items, real, possibly real, fake) out of the ratings
+        ("source", "real", "all"): (16, 4, 4, 12, 2, 2),
+        ("source", "generated", "all"): (16, 4, 4, 3, 6, 7),
+        ("source x category", "real", "circle"): (8, 4, 2, 7, 1, 0),
+        ("source x category", "real", "square"): (8, 4, 2, 5, 1, 2),
+        ("source x category", "generated", "circle"): (8, 4, 2, 2, 3, 3),
+        ("source x category", "generated", "square"): (8, 4, 2, 1, 3, 4),
+        ("condition", "generated", "all"): (16, 4, 4, 3, 6, 7),
+        ("condition x category", "generated", "circle"): (8, 4, 2, 2, 3, 3),
+        ("condition x category", "generated", "square"): (8, 4, 2, 1, 3, 4),
+    }
+    assert len(summary) == len(expected)
+    for (level, source, category), (n, raters, items, real, possibly, fake) in expected.items():
+        found = row(summary, level, source, category)
+        assert (found["ratings"], found["raters"], found["items"]) == (n, raters, items)
+        assert found["share_real"] == pytest.approx(real / n)
+        assert found["share_possibly_real"] == pytest.approx(possibly / n)
+        assert found["share_fake"] == pytest.approx(fake / n)
+        assert found["share_real_or_possibly"] == pytest.approx((real + possibly) / n)
+        assert found["real_or_possibly_ci_low"] <= found["share_real_or_possibly"] <= found["real_or_possibly_ci_high"]
+        assert found["real_ci_low"] <= found["share_real"] <= found["real_ci_high"]
+    assert row(summary, "source", "real")["condition"] == ""
+    assert row(summary, "source", "generated")["condition"] == "all"
+    assert row(summary, "condition", "generated")["temperature"] == 0.5
+
+
+def test_headline_and_discrimination_error(pilot):
+    results = stats.study_results(pilot, bootstrap=200)
+    headline = results.headline
+    assert headline["generated"]["share"] == pytest.approx(9 / 16)
+    assert headline["generated"]["ratings"] == 16
+    assert headline["real"]["share"] == pytest.approx(12 / 16)
+    assert headline["generated_real"]["share"] == pytest.approx(3 / 16)
+    assert headline["real_real_or_possibly"]["share"] == pytest.approx(14 / 16)
+    for claim in ("generated", "real"):
+        figure = headline[claim]
+        assert figure["verdict"] == stats.verdict(figure["ci_low"], figure["ci_high"])
+        assert figure["ci_low"] <= figure["share"] <= figure["ci_high"]
+    assert headline["generated"]["sentence"].startswith("Generated sketches: 56.2% of 16 ratings (95% CI ")
+    error = headline["discrimination_error"]
+    assert error["real_graded_fake"] == pytest.approx(2 / 16)
+    assert error["generated_graded_real_or_possibly"] == pytest.approx(9 / 16)
+    assert error["share"] == pytest.approx((2 / 16 + 9 / 16) / 2)
+    assert error["ci_low"] <= error["share"] <= error["ci_high"]
+
+
+def test_including_excluded_participants_never_counts_attention_checks(pilot):
+    results = stats.study_results(pilot, include_excluded=True, bootstrap=50)
+    assert results.participants == {"started": 6, "finished": 5, "excluded": 2, "counted": 6,
+                                    "counted_ratings": 42, "attention_check_ratings": 10}
+    assert not results.counted["attention_check"].any()
+    real, generated = row(results.summary, "source", "real"), row(results.summary, "source", "generated")
+    assert (real["ratings"], real["raters"], real["share_real"]) == (21, 6, pytest.approx(16 / 21))
+    assert (generated["ratings"], generated["share_real_or_possibly"]) == (21, pytest.approx(14 / 21))
+
+
+def test_exclusions_by_default(pilot):
+    results = stats.study_results(pilot, bootstrap=50)
+    assert results.participants == {"started": 6, "finished": 5, "excluded": 2, "counted": 4,
+                                    "counted_ratings": 32, "attention_check_ratings": 10}
+    assert set(results.counted["prolific_pid"]) == {"pid-A", "pid-B", "pid-C", "pid-D"}
+    assert results.exclusions.to_dict("records") == [
+        {"reason": stats.UNFINISHED, "participants": 1, "ratings": 2},
+        {"reason": stats.FAILED_ATTENTION, "participants": 1, "ratings": 8},
+        {"reason": "any reason", "participants": 2, "ratings": 10},
+    ]
+
+
+def test_item_scores_and_best_and_worst(pilot):
+    results = stats.study_results(pilot, bootstrap=50)
+    names = {s.public_id: name for name, s in stimuli_by_name(pilot).items()}
+    items = results.items.assign(name=results.items["stimulus"].map(names)).set_index("name")
+    # Scores real=2, possibly real=1, fake=0: g1 R P R F, g4 P R F F, r4 P R R F.
+    assert items.loc["r1", ["ratings", "mean_score"]].tolist() == [4, 2.0]
+    assert items.loc["g1", "mean_score"] == pytest.approx(5 / 4)
+    assert items.loc["g4", "mean_score"] == pytest.approx(3 / 4)
+    assert items.loc["r4", "mean_score"] == pytest.approx(5 / 4)
+    assert items.loc["g2", "share_real_or_possibly"] == pytest.approx(2 / 4)
+    best, worst = stats.best_and_worst(results.items, count=2)
+    assert [names[s] for s in best["stimulus"]] == ["g1", "g4"]
+    assert sorted(names[s] for s in worst["stimulus"]) == ["g2", "g3"]  # tied at 0.5
+
+
+def test_agreement_of_the_pilot_matches_hand_computation(pilot):
+    results = stats.study_results(pilot, bootstrap=50)
+    grades = {name: grades.replace(" ", "")[:8] for name, grades in PILOT.items() if name != "F"}
+    units = [[stats.GRADE_SCORES[GRADE[g[i]]] for g in grades.values()] for i in range(8)]
+    table = [[sum(GRADE[g[i]] == grade for g in grades.values()) for grade in stats.GRADES] for i in range(8)]
+    assert results.agreement["krippendorff"] == {
+        "alpha": pytest.approx(float(hand_krippendorff_ordinal(units))), "raters": 4, "items": 8}
+    assert results.agreement["fleiss"] == {"kappa": pytest.approx(float(hand_fleiss_kappa(table))), "items": 8,
+                                           "ratings_per_item": 4, "items_left_out": 0}
+
+
+def test_clear_verdicts(make_study):
+    study = make_study(real=3, generated=3, attention=1)
+    stimuli = list(Stimulus.objects.filter(study=study).exclude(source="attention"))
+    for rater in range(8):
+        participant = Participant.objects.create(study=study, finished=timezone.now())
+        for position, stimulus in enumerate(stimuli):
+            grade = "real" if stimulus.source == "real" else "fake"
+            Rating.objects.create(participant=participant, stimulus=stimulus, grade=grade, response_ms=900,
+                                  position=position)
+    headline = stats.study_results(study, bootstrap=100).headline
+    assert (headline["generated"]["share"], headline["generated"]["verdict"]) == (0.0, "not supported")
+    assert (headline["real"]["share"], headline["real"]["verdict"]) == (1.0, "supported")
+    assert headline["real"]["sentence"] == (
+        "Real sketches: 100.0% of 48 ratings (95% CI 100.0% to 100.0%) graded real. "
+        "Mostly (more than half) graded real: supported (the whole interval is above 50%).")
+    assert headline["discrimination_error"]["share"] == 0.0
+
+
+def test_a_study_without_ratings(make_study):
+    results = stats.study_results(make_study(slug="empty"))
+    assert not results.has_ratings
+    assert results.summary is None and results.headline is None
+    assert results.stimuli.to_dict("records")[0] == {"source": "real", "category": "circle", "condition": "",
+                                                     "stimuli": 4}
+    assert results.stimuli["stimuli"].sum() == 4 + 4 + 4 + 4 + 2
+    json.loads(stats.to_json(results))
+
+
+def test_results_are_json_ready_and_repeat_with_the_seed(pilot):
+    first = stats.to_json(stats.study_results(pilot, bootstrap=100, seed=7))
+    assert first == stats.to_json(stats.study_results(pilot, bootstrap=100, seed=7))
+    data = json.loads(first)
+    assert data["headline"]["generated"]["share"] == pytest.approx(9 / 16)
+    assert data["method"]["resamples"] == 100 and data["method"]["seed"] == 7
+    assert {r["level"] for r in data["summary"]} == set(stats.SUMMARY_LEVELS)
