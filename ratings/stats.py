@@ -27,6 +27,7 @@ DEFAULT_BOOTSTRAP = 2000
 DEFAULT_SEED = 20240531
 CONFIDENCE = 0.95
 
+ATTENTION_EXPECTED_GRADE = "fake"  # the instructions tell participants to grade catch trials Fake
 UNFINISHED = "unfinished"
 FAILED_ATTENTION = "failed attention check"
 ATTENTION_RULE = "a participant fails the attention checks if they graded any attention-check sketch other than Fake"
@@ -56,7 +57,7 @@ def condition_label(checkpoint_name, checkpoint_sha256, temperature, mode, rejec
 
 def fails_attention(attention_grades):
     """The attention-check rule (ATTENTION_RULE), given one participant's attention-check grades."""
-    return bool((pd.Series(attention_grades) != "fake").any())
+    return bool((pd.Series(attention_grades) != ATTENTION_EXPECTED_GRADE).any())
 
 
 # --- The data -------------------------------------------------------------------------------
@@ -103,6 +104,7 @@ def ratings_frame(study, participants=None):
     frame = pd.DataFrame(list(rows), columns=list(RATING_FIELDS))
     frame["finished"] = frame["finished"].notna()
     frame["temperature"] = frame["temperature"].astype(float)
+    frame["response_ms"] = frame["response_ms"].astype("Int64")  # may be missing (no JavaScript)
     frame["condition_id"] = frame["condition_id"].astype("Int64")
     frame["condition"] = [
         condition_label(*fields) if pd.notna(fields[2]) else ""
@@ -216,6 +218,9 @@ def percentile_interval(resampled):
 
 SUMMARY_LEVELS = ["source", "source x category", "condition", "condition x category"]
 CONDITION_COLUMNS = ["condition", "checkpoint", "temperature", "mode"]
+SUMMARY_COLUMNS = ["level", "source", "category", *CONDITION_COLUMNS, "ratings", "raters", "items",
+                   *(f"share_{grade}" for grade in GRADES), "share_real_or_possibly",
+                   "real_or_possibly_ci_low", "real_or_possibly_ci_high", "real_ci_low", "real_ci_high"]
 
 
 def summary_rows(ratings):
@@ -269,7 +274,9 @@ def summary_table(ratings, n_resamples=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED):
             "share_real_or_possibly": real_or_possibly[mask].mean(),
         })
         masks.append(mask)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS[:-4])
+    if table.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS), np.zeros((n_resamples, 0, 2))
     resampled = bootstrap_shares(ratings, np.column_stack(masks), np.column_stack([real_or_possibly, real]),
                                  n_resamples, seed)
     low, high = percentile_interval(resampled)
@@ -291,9 +298,10 @@ def item_scores(ratings):
 
 
 def best_and_worst(items, count=6):
-    """The `count` best- and worst-scored generated sketches (worst first in its list), no sketch twice."""
+    """Up to `count` best- and worst-scored generated sketches (worst first in its list); with
+    fewer than 2 x count sketches they are split in halves, so no sketch is in both lists."""
     generated = items[items["source"] == Stimulus.Source.GENERATED]
-    best = generated.head(count)
+    best = generated.head(min(count, (len(generated) + 1) // 2))
     worst = generated.drop(best.index).iloc[::-1].head(count)
     return best, worst
 
@@ -324,15 +332,18 @@ def pct(share, digits=1):
     return "n/a" if share is None or math.isnan(share) else f"{share * 100:.{digits}f}%"
 
 
+def describe(estimate_):
+    return (f"{pct(estimate_['share'])} (95% CI {pct(estimate_['ci_low'])} to {pct(estimate_['ci_high'])}) "
+            f"of {estimate_['ratings']} ratings")
+
+
 def estimate(share, low, high, ratings):
     return {"share": share, "ci_low": low, "ci_high": high, "ratings": ratings}
 
 
 def claim(source, estimate_, grades_text, claim_text):
     result = verdict(estimate_["ci_low"], estimate_["ci_high"])
-    sentence = (f"{source}: {pct(estimate_['share'])} of {estimate_['ratings']} ratings (95% CI "
-                f"{pct(estimate_['ci_low'])} to {pct(estimate_['ci_high'])}) graded {grades_text}. "
-                f"{claim_text}: {result} ({VERDICT_REASONS[result]}).")
+    sentence = f"{source}: {describe(estimate_)} graded {grades_text}. {claim_text}: {result} ({VERDICT_REASONS[result]})."
     return {"claim": claim_text, "verdict": result, "sentence": sentence, **estimate_}
 
 
@@ -351,12 +362,15 @@ def headline(summary, resampled):
                         int(values["ratings"]))
 
     real, generated = source_row(Stimulus.Source.REAL), source_row(Stimulus.Source.GENERATED)
+    generated_real, real_passed = figure(generated, "real"), figure(real, "real_or_possibly")
     return {
         "generated": claim("Generated sketches", figure(generated, "real_or_possibly"), "real or possibly real",
                            "More than half graded real or possibly real"),
         "real": claim("Real sketches", figure(real, "real"), "real", "Mostly (more than half) graded real"),
-        "generated_real": figure(generated, "real"),
-        "real_real_or_possibly": figure(real, "real_or_possibly"),
+        "generated_real": generated_real,
+        "real_real_or_possibly": real_passed,
+        "context": (f"Also: generated sketches graded real: {describe(generated_real)}; "
+                    f"real sketches graded real or possibly real: {describe(real_passed)}."),
         "discrimination_error": discrimination_error(summary, resampled, real, generated),
     }
 
@@ -378,6 +392,22 @@ def discrimination_error(summary, resampled, real, generated):
         f"and generated sketches graded real or possibly real ({pct(error['generated_graded_real_or_possibly'])}); "
         f"50% means raters could not tell them apart.")
     return error
+
+
+def describe_alpha(krippendorff):
+    if krippendorff["alpha"] is None:
+        return "Krippendorff's alpha (ordinal): not computable (no item graded by two raters, or no variation)."
+    return (f"Krippendorff's alpha (ordinal): {krippendorff['alpha']:.3f} ({krippendorff['raters']} raters, "
+            f"{krippendorff['items']} items graded by at least two).")
+
+
+def describe_kappa(fleiss):
+    if fleiss["kappa"] is None:
+        return ("Fleiss' kappa: not computable (needs two or more items with the same number of ratings, at "
+                "least two each, and some variation).")
+    return (f"Fleiss' kappa: {fleiss['kappa']:.3f} over the {fleiss['items']} items with "
+            f"{fleiss['ratings_per_item']} ratings each, the most common number "
+            f"({fleiss['items_left_out']} items with other numbers left out).")
 
 
 def krippendorff_alpha(ratings):
@@ -444,9 +474,9 @@ class StudyResults:
     exclusions: pd.DataFrame  # exclusion_table
     ratings: pd.DataFrame  # every rating (ratings_frame), for the tidy export
     counted: pd.DataFrame  # the ratings the metric counts (counted_ratings)
-    summary: pd.DataFrame | None
-    headline: dict | None
-    items: pd.DataFrame | None
+    summary: pd.DataFrame  # summary_table, empty without ratings
+    headline: dict | None  # None without ratings
+    items: pd.DataFrame  # item_scores
     agreement: dict | None
 
     @property
@@ -483,8 +513,8 @@ class StudyResults:
             "participants": self.participants,
             "exclusions": records(self.exclusions),
             "headline": self.headline,
-            "summary": records(self.summary) if self.summary is not None else [],
-            "items": records(self.items) if self.items is not None else [],
+            "summary": records(self.summary),
+            "items": records(self.items),
             "agreement": self.agreement,
         })
 
@@ -494,12 +524,13 @@ def study_results(study, include_excluded=False, bootstrap=DEFAULT_BOOTSTRAP, se
     frame = ratings_frame(study, participants)
     counted = counted_ratings(frame, include_excluded)
     reasons = exclusion_reasons(participants, frame)
-    summary = headline_ = items = agreement = None
+    summary, resampled = summary_table(counted, bootstrap, seed)
+    headline_ = agreement = None
     if not counted.empty:
-        summary, resampled = summary_table(counted, bootstrap, seed)
         headline_ = headline(summary, resampled)
-        items = item_scores(counted)
-        agreement = {"krippendorff": krippendorff_alpha(counted), "fleiss": fleiss_kappa(counted)}
+        alpha, kappa = krippendorff_alpha(counted), fleiss_kappa(counted)
+        agreement = {"krippendorff": {**alpha, "sentence": describe_alpha(alpha)},
+                     "fleiss": {**kappa, "sentence": describe_kappa(kappa)}}
     return StudyResults(
         study=study, include_excluded=include_excluded, bootstrap=bootstrap, seed=seed,
         stimuli=stimulus_counts(study),
@@ -512,7 +543,8 @@ def study_results(study, include_excluded=False, bootstrap=DEFAULT_BOOTSTRAP, se
             "attention_check_ratings": int(frame["attention_check"].sum()),
         },
         exclusions=exclusion_table(participants, frame),
-        ratings=frame, counted=counted, summary=summary, headline=headline_, items=items, agreement=agreement,
+        ratings=frame, counted=counted, summary=summary, headline=headline_, items=item_scores(counted),
+        agreement=agreement,
     )
 
 
@@ -523,12 +555,29 @@ TIDY_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_se
                 "position", "created", "attention_check", "exclusion"]
 
 
-def tidy_ratings(results):
-    """One row per rating, attention checks and excluded participants included (flagged by
-    `attention_check` and `exclusion`), so the file is the whole raw record."""
-    tidy = results.ratings[TIDY_COLUMNS].copy()
+def tidy_ratings(frame):
+    """ratings_frame as the tidy export: one row per rating, attention checks and excluded
+    participants included (flagged by `attention_check` and `exclusion`), so the file is the
+    whole raw record and the report's numbers are its rows with neither flag."""
+    tidy = frame[TIDY_COLUMNS].copy()
     tidy["created"] = [timestamp.isoformat() for timestamp in tidy["created"]]
     return tidy
+
+
+def display_summary(summary):
+    """The summary table as text for people: shares in percent, intervals as low-high."""
+    def interval(low, high):
+        return f"{pct(low)}-{pct(high)}" if pd.notna(low) else "n/a"
+
+    return pd.DataFrame({
+        "level": summary["level"], "source": summary["source"], "category": summary["category"],
+        "condition": summary["condition"], "ratings": summary["ratings"], "raters": summary["raters"],
+        "items": summary["items"],
+        **{GRADE_LABELS[grade].lower(): summary[f"share_{grade}"].map(pct) for grade in GRADES},
+        "real or possibly": summary["share_real_or_possibly"].map(pct),
+        "95% CI (real or possibly)": [interval(*b) for b in zip(summary["real_or_possibly_ci_low"], summary["real_or_possibly_ci_high"])],
+        "95% CI (real)": [interval(*b) for b in zip(summary["real_ci_low"], summary["real_ci_high"])],
+    })
 
 
 def csv_text(frame):

@@ -12,54 +12,12 @@ from django.utils import timezone
 
 from ratings import stats
 from ratings.models import Participant, Rating, Stimulus
-
-GRADE = {"R": "real", "P": "possibly_real", "F": "fake"}
-# Columns of the grade strings below: real circle 0 and 1, real square 0 and 1, generated circle
-# 0 and 1, generated square 0 and 1, then the blank and the scribble attention checks.
-ORDER = ["r1", "r2", "r3", "r4", "g1", "g2", "g3", "g4", "blank", "scribble"]
-PILOT = {
-    "A": "RRRP RPFP FF",
-    "B": "RRFR PFFR FF",
-    "C": "RPRR RPPF FF",
-    "D": "RRRF FFPF FF",
-    "F": "RRRR RRRR PF",  # failed the blank attention check
-}
-UNFINISHED = {"E": {"r1": "F", "g1": "R"}}
-
-
-def stimuli_by_name(study):
-    names = {}
-    for stimulus in Stimulus.objects.filter(study=study):
-        if stimulus.source == Stimulus.Source.ATTENTION:
-            names[stimulus.dataset_file] = stimulus
-        else:
-            index = stimulus.dataset_index if stimulus.source == Stimulus.Source.REAL else stimulus.sample_index
-            offset = {"circle": 1, "square": 3}[stimulus.category] + index
-            names[f"{stimulus.source[0]}{offset}"] = stimulus
-    return names
-
-
-def add_participant(study, name, grades, finished=True, stimuli=None):
-    """grades: {stimulus name: R/P/F}, rated in that order."""
-    stimuli = stimuli or stimuli_by_name(study)
-    participant = Participant.objects.create(study=study, prolific_pid=f"pid-{name}", consented=timezone.now(),
-                                             finished=timezone.now() if finished else None)
-    for position, (stimulus, grade) in enumerate(grades.items()):
-        Rating.objects.create(participant=participant, stimulus=stimuli[stimulus], grade=GRADE[grade],
-                              response_ms=1000 + position, position=position)
-    return participant
+from tests.results_data import GRADE, GRADES_BY_PARTICIPANT, add_participant, build_rated_study, stimuli_by_name
 
 
 @pytest.fixture
-def pilot(make_study):
-    """4 finished, attentive participants who graded everything, one unfinished, one who failed."""
-    study = make_study(slug="pilot", categories=("circle", "square"), real=2, generated=2, attention=2)
-    stimuli = stimuli_by_name(study)
-    for name, grades in PILOT.items():
-        add_participant(study, name, dict(zip(ORDER, grades.replace(" ", ""))), stimuli=stimuli)
-    for name, grades in UNFINISHED.items():
-        add_participant(study, name, grades, finished=False, stimuli=stimuli)
-    return study
+def rated_study(make_study):
+    return build_rated_study(make_study)
 
 
 def row(summary, level, source, category="all"):
@@ -210,10 +168,10 @@ def test_verdict_against_the_threshold(low, high, expected):
     assert stats.verdict(low, high) == expected
 
 
-# --- The pilot study ------------------------------------------------------------------------
+# --- A study rated by hand ------------------------------------------------------------------
 
-def test_ratings_frame_flags_attention_checks_and_exclusions(pilot):
-    frame = stats.ratings_frame(pilot)
+def test_ratings_frame_flags_attention_checks_and_exclusions(rated_study):
+    frame = stats.ratings_frame(rated_study)
     assert len(frame) == 5 * 10 + 2
     assert frame["attention_check"].sum() == 10
     exclusion = frame.drop_duplicates("prolific_pid").set_index("prolific_pid")["exclusion"].to_dict()
@@ -224,9 +182,9 @@ def test_ratings_frame_flags_attention_checks_and_exclusions(pilot):
     assert generated["temperature"] == 0.5
 
 
-def test_an_unfinished_participant_who_failed_an_attention_check_has_both_reasons(pilot):
-    add_participant(pilot, "G", {"scribble": "R", "r1": "R"}, finished=False)
-    results = stats.study_results(pilot, bootstrap=50)
+def test_an_unfinished_participant_who_failed_an_attention_check_has_both_reasons(rated_study):
+    add_participant(rated_study, "G", {"check2": "R", "r1": "R"}, finished=False)
+    results = stats.study_results(rated_study, bootstrap=50)
     assert results.ratings.set_index("prolific_pid").loc["pid-G", "exclusion"].iloc[0] == \
         f"{stats.UNFINISHED}; {stats.FAILED_ATTENTION}"
     assert results.exclusions.to_dict("records") == [
@@ -236,8 +194,8 @@ def test_an_unfinished_participant_who_failed_an_attention_check_has_both_reason
     ]
 
 
-def test_summary_shares_by_source_and_category(pilot):
-    summary = stats.study_results(pilot, bootstrap=50).summary
+def test_summary_shares_by_source_and_category(rated_study):
+    summary = stats.study_results(rated_study, bootstrap=50).summary
     expected = {  # (ratings, raters, items, real, possibly real, fake) out of the ratings
         ("source", "real", "all"): (16, 4, 4, 12, 2, 2),
         ("source", "generated", "all"): (16, 4, 4, 3, 6, 7),
@@ -264,8 +222,8 @@ def test_summary_shares_by_source_and_category(pilot):
     assert row(summary, "condition", "generated")["temperature"] == 0.5
 
 
-def test_headline_and_discrimination_error(pilot):
-    results = stats.study_results(pilot, bootstrap=200)
+def test_headline_and_discrimination_error(rated_study):
+    results = stats.study_results(rated_study, bootstrap=200)
     headline = results.headline
     assert headline["generated"]["share"] == pytest.approx(9 / 16)
     assert headline["generated"]["ratings"] == 16
@@ -276,7 +234,9 @@ def test_headline_and_discrimination_error(pilot):
         figure = headline[claim]
         assert figure["verdict"] == stats.verdict(figure["ci_low"], figure["ci_high"])
         assert figure["ci_low"] <= figure["share"] <= figure["ci_high"]
-    assert headline["generated"]["sentence"].startswith("Generated sketches: 56.2% of 16 ratings (95% CI ")
+    assert headline["generated"]["sentence"].startswith("Generated sketches: 56.2% (95% CI ")
+    assert "of 16 ratings graded real or possibly real. More than half graded real or possibly real: " \
+        in headline["generated"]["sentence"]
     error = headline["discrimination_error"]
     assert error["real_graded_fake"] == pytest.approx(2 / 16)
     assert error["generated_graded_real_or_possibly"] == pytest.approx(9 / 16)
@@ -284,8 +244,8 @@ def test_headline_and_discrimination_error(pilot):
     assert error["ci_low"] <= error["share"] <= error["ci_high"]
 
 
-def test_including_excluded_participants_never_counts_attention_checks(pilot):
-    results = stats.study_results(pilot, include_excluded=True, bootstrap=50)
+def test_including_excluded_participants_never_counts_attention_checks(rated_study):
+    results = stats.study_results(rated_study, include_excluded=True, bootstrap=50)
     assert results.participants == {"started": 6, "finished": 5, "excluded": 2, "counted": 6,
                                     "counted_ratings": 42, "attention_check_ratings": 10}
     assert not results.counted["attention_check"].any()
@@ -294,8 +254,8 @@ def test_including_excluded_participants_never_counts_attention_checks(pilot):
     assert (generated["ratings"], generated["share_real_or_possibly"]) == (21, pytest.approx(14 / 21))
 
 
-def test_exclusions_by_default(pilot):
-    results = stats.study_results(pilot, bootstrap=50)
+def test_exclusions_by_default(rated_study):
+    results = stats.study_results(rated_study, bootstrap=50)
     assert results.participants == {"started": 6, "finished": 5, "excluded": 2, "counted": 4,
                                     "counted_ratings": 32, "attention_check_ratings": 10}
     assert set(results.counted["prolific_pid"]) == {"pid-A", "pid-B", "pid-C", "pid-D"}
@@ -306,9 +266,9 @@ def test_exclusions_by_default(pilot):
     ]
 
 
-def test_item_scores_and_best_and_worst(pilot):
-    results = stats.study_results(pilot, bootstrap=50)
-    names = {s.public_id: name for name, s in stimuli_by_name(pilot).items()}
+def test_item_scores_and_best_and_worst(rated_study):
+    results = stats.study_results(rated_study, bootstrap=50)
+    names = {s.public_id: name for name, s in stimuli_by_name(rated_study).items()}
     items = results.items.assign(name=results.items["stimulus"].map(names)).set_index("name")
     # Scores real=2, possibly real=1, fake=0: g1 R P R F, g4 P R F F, r4 P R R F.
     assert items.loc["r1", ["ratings", "mean_score"]].tolist() == [4, 2.0]
@@ -319,17 +279,23 @@ def test_item_scores_and_best_and_worst(pilot):
     best, worst = stats.best_and_worst(results.items, count=2)
     assert [names[s] for s in best["stimulus"]] == ["g1", "g4"]
     assert sorted(names[s] for s in worst["stimulus"]) == ["g2", "g3"]  # tied at 0.5
+    best, worst = stats.best_and_worst(results.items)  # 6 each, but only 4 generated sketches: halves
+    assert [names[s] for s in best["stimulus"]] == ["g1", "g4"] and len(worst) == 2
 
 
-def test_agreement_of_the_pilot_matches_hand_computation(pilot):
-    results = stats.study_results(pilot, bootstrap=50)
-    grades = {name: grades.replace(" ", "")[:8] for name, grades in PILOT.items() if name != "F"}
+def test_agreement_of_the_rated_study_matches_hand_computation(rated_study):
+    results = stats.study_results(rated_study, bootstrap=50)
+    grades = {name: grades.replace(" ", "")[:8] for name, grades in GRADES_BY_PARTICIPANT.items() if name != "F"}
     units = [[stats.GRADE_SCORES[GRADE[g[i]]] for g in grades.values()] for i in range(8)]
     table = [[sum(GRADE[g[i]] == grade for g in grades.values()) for grade in stats.GRADES] for i in range(8)]
-    assert results.agreement["krippendorff"] == {
-        "alpha": pytest.approx(float(hand_krippendorff_ordinal(units))), "raters": 4, "items": 8}
-    assert results.agreement["fleiss"] == {"kappa": pytest.approx(float(hand_fleiss_kappa(table))), "items": 8,
-                                           "ratings_per_item": 4, "items_left_out": 0}
+    alpha, kappa = float(hand_krippendorff_ordinal(units)), float(hand_fleiss_kappa(table))
+    assert results.agreement["krippendorff"] == {"alpha": pytest.approx(alpha), "raters": 4, "items": 8,
+                                                 "sentence": f"Krippendorff's alpha (ordinal): {alpha:.3f} "
+                                                             "(4 raters, 8 items graded by at least two)."}
+    assert results.agreement["fleiss"] == {"kappa": pytest.approx(kappa), "items": 8, "ratings_per_item": 4,
+                                           "items_left_out": 0, "sentence": f"Fleiss' kappa: {kappa:.3f} over the 8 "
+                                           "items with 4 ratings each, the most common number (0 items with other "
+                                           "numbers left out)."}
 
 
 def test_clear_verdicts(make_study):
@@ -345,7 +311,7 @@ def test_clear_verdicts(make_study):
     assert (headline["generated"]["share"], headline["generated"]["verdict"]) == (0.0, "not supported")
     assert (headline["real"]["share"], headline["real"]["verdict"]) == (1.0, "supported")
     assert headline["real"]["sentence"] == (
-        "Real sketches: 100.0% of 48 ratings (95% CI 100.0% to 100.0%) graded real. "
+        "Real sketches: 100.0% (95% CI 100.0% to 100.0%) of 48 ratings graded real. "
         "Mostly (more than half) graded real: supported (the whole interval is above 50%).")
     assert headline["discrimination_error"]["share"] == 0.0
 
@@ -353,16 +319,18 @@ def test_clear_verdicts(make_study):
 def test_a_study_without_ratings(make_study):
     results = stats.study_results(make_study(slug="empty"))
     assert not results.has_ratings
-    assert results.summary is None and results.headline is None
+    assert results.headline is None and results.agreement is None
+    assert results.summary.empty and list(results.summary.columns) == stats.SUMMARY_COLUMNS
+    assert results.items.empty
     assert results.stimuli.to_dict("records")[0] == {"source": "real", "category": "circle", "condition": "",
                                                      "stimuli": 4}
     assert results.stimuli["stimuli"].sum() == 4 + 4 + 4 + 4 + 2
     json.loads(stats.to_json(results))
 
 
-def test_results_are_json_ready_and_repeat_with_the_seed(pilot):
-    first = stats.to_json(stats.study_results(pilot, bootstrap=100, seed=7))
-    assert first == stats.to_json(stats.study_results(pilot, bootstrap=100, seed=7))
+def test_results_are_json_ready_and_repeat_with_the_seed(rated_study):
+    first = stats.to_json(stats.study_results(rated_study, bootstrap=100, seed=7))
+    assert first == stats.to_json(stats.study_results(rated_study, bootstrap=100, seed=7))
     data = json.loads(first)
     assert data["headline"]["generated"]["share"] == pytest.approx(9 / 16)
     assert data["method"]["resamples"] == 100 and data["method"]["seed"] == 7

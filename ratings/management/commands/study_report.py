@@ -1,0 +1,108 @@
+import textwrap
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ratings import stats
+from ratings.models import Study
+
+
+def positive(value):
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
+def indent(text, prefix="  "):
+    return textwrap.indent(text, prefix)
+
+
+def table(frame):
+    return indent(frame.to_string(index=False)) if not frame.empty else "  (none)"
+
+
+def wrapped(text):
+    return textwrap.fill(text, width=100, initial_indent="  ", subsequent_indent="  ")
+
+
+class Command(BaseCommand):
+    help = (
+        "Print a study's results: the headline with its verdicts, stimuli by source, category and "
+        "condition, participants and exclusions, grade shares with bootstrap confidence intervals, "
+        "agreement between raters and the best- and worst-rated generated sketches. Works before "
+        "any ratings exist (then: the stimulus counts). --json prints one JSON object instead."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--study", required=True, help="the study's slug")
+        parser.add_argument("--json", action="store_true", help="print only one JSON object, for scripts")
+        parser.add_argument("--include-excluded", action="store_true",
+                            help="count unfinished participants and those who failed an attention check "
+                                 "(attention-check ratings are never counted)")
+        parser.add_argument("--bootstrap", type=positive, default=stats.DEFAULT_BOOTSTRAP,
+                            help=f"bootstrap resamples for the confidence intervals (default {stats.DEFAULT_BOOTSTRAP})")
+        parser.add_argument("--seed", type=int, default=stats.DEFAULT_SEED,
+                            help=f"bootstrap seed, so reports repeat (default {stats.DEFAULT_SEED})")
+
+    def handle(self, *args, **opts):
+        try:
+            study = Study.objects.get(slug=opts["study"])
+        except Study.DoesNotExist:
+            raise CommandError(f"No study with slug {opts['study']!r}.") from None
+        results = stats.study_results(study, include_excluded=opts["include_excluded"],
+                                      bootstrap=opts["bootstrap"], seed=opts["seed"])
+        if opts["json"]:
+            self.stdout.write(stats.to_json(results))
+        else:
+            self.stdout.write(report_text(results))
+
+
+def report_text(results):
+    study, method = results.study, results.method
+    lines = [f"Study {study.slug}: {study.title}", ""]
+    if results.has_ratings:
+        headline = results.headline
+        lines += [
+            "Headline (shares of ratings)",
+            wrapped(headline["generated"]["sentence"]),
+            wrapped(headline["real"]["sentence"]),
+            wrapped(headline["context"]),
+            wrapped(headline["discrimination_error"]["sentence"]),
+            "",
+        ]
+    else:
+        lines += ["No ratings yet.", ""]
+    participants = results.participants
+    lines += [
+        "Stimuli by source, category and condition", table(results.stimuli), "",
+        f"Participants: {participants['started']} started, {participants['finished']} finished, "
+        f"{participants['excluded']} excluded; counted: {participants['counted']} participants, "
+        f"{participants['counted_ratings']} ratings ({participants['attention_check_ratings']} "
+        f"attention-check ratings, never counted).",
+        "Excluded participants " + ("(counted here, on request)" if results.include_excluded
+                                    else "(left out; --include-excluded counts them)"),
+        table(results.exclusions),
+        wrapped(method["exclusions"]),
+        "",
+    ]
+    if results.has_ratings:
+        agreement = results.agreement
+        best, worst = stats.best_and_worst(results.items)
+        lines += [
+            "Grade shares by source, category and condition", table(stats.display_summary(results.summary)), "",
+            "Agreement between raters",
+            wrapped(agreement["krippendorff"]["sentence"]),
+            wrapped(agreement["fleiss"]["sentence"]),
+            "",
+            f"Best-rated generated sketches (mean grade, {stats.SCORE_MAPPING})", table(item_table(best)), "",
+            "Worst-rated generated sketches", table(item_table(worst)), "",
+            "Method",
+            wrapped(method["bootstrap"] + f" {method['resamples']} resamples, seed {method['seed']}."),
+            wrapped("Verdict: " + method["verdict"] + "."),
+            wrapped(method["discrimination_error"]),
+        ]
+    return "\n".join(lines)
+
+
+def item_table(items):
+    return items[["stimulus", "category", "condition", "ratings", "mean_score"]].round({"mean_score": 2})

@@ -1,0 +1,54 @@
+"""Ratings built by hand for the results tests: every figure is known in advance."""
+
+from django.utils import timezone
+
+from ratings.models import Participant, Rating, Stimulus
+
+GRADE = {"R": "real", "P": "possibly_real", "F": "fake"}
+# Columns of the grade strings below: real circle 0 and 1, real square 0 and 1, generated circle
+# 0 and 1, generated square 0 and 1, then the study's two attention checks.
+ORDER = ["r1", "r2", "r3", "r4", "g1", "g2", "g3", "g4", "check1", "check2"]
+GRADES_BY_PARTICIPANT = {
+    "A": "RRRP RPFP FF",
+    "B": "RRFR PFFR FF",
+    "C": "RPRR RPPF FF",
+    "D": "RRRF FFPF FF",
+    "F": "RRRR RRRR PF",  # failed the first attention check
+}
+UNFINISHED = {"E": {"r1": "F", "g1": "R"}}
+
+
+def stimuli_by_name(study):
+    names = {}
+    checks = 0
+    for stimulus in Stimulus.objects.filter(study=study).order_by("pk"):
+        if stimulus.source == Stimulus.Source.ATTENTION:
+            checks += 1
+            names[f"check{checks}"] = stimulus
+        else:
+            index = stimulus.dataset_index if stimulus.source == Stimulus.Source.REAL else stimulus.sample_index
+            offset = {"circle": 1, "square": 3}[stimulus.category] + index
+            names[f"{stimulus.source[0]}{offset}"] = stimulus
+    return names
+
+
+def add_participant(study, name, grades, finished=True, stimuli=None):
+    """grades: {stimulus name: R/P/F}, rated in that order."""
+    stimuli = stimuli or stimuli_by_name(study)
+    participant = Participant.objects.create(study=study, prolific_pid=f"pid-{name}", consented=timezone.now(),
+                                             finished=timezone.now() if finished else None)
+    for position, (stimulus, grade) in enumerate(grades.items()):
+        Rating.objects.create(participant=participant, stimulus=stimuli[stimulus], grade=GRADE[grade],
+                              response_ms=1000 + position, position=position)
+    return participant
+
+
+def build_rated_study(make_study):
+    """4 finished, attentive participants who graded everything, one unfinished, one who failed."""
+    study = make_study(slug="rated", categories=("circle", "square"), real=2, generated=2, attention=2)
+    stimuli = stimuli_by_name(study)
+    for name, grades in GRADES_BY_PARTICIPANT.items():
+        add_participant(study, name, dict(zip(ORDER, grades.replace(" ", ""))), stimuli=stimuli)
+    for name, grades in UNFINISHED.items():
+        add_participant(study, name, grades, finished=False, stimuli=stimuli)
+    return study

@@ -1,0 +1,78 @@
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from ratings import stats
+from tests.results_data import build_rated_study
+
+
+@pytest.fixture
+def rated_study(make_study):
+    return build_rated_study(make_study)
+
+
+def report(*args):
+    out = StringIO()
+    call_command("study_report", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_report_starts_with_the_headline_and_shows_every_section(rated_study):
+    text = report("--study", "rated", "--bootstrap", "200")
+    results = stats.study_results(rated_study, bootstrap=200)
+    lines = text.splitlines()
+    assert lines[0] == "Study rated: Sketch study"
+    assert lines[2] == "Headline (shares of ratings)"
+    assert lines[3].startswith("  Generated sketches: 56.2% (95% CI ")
+    flat = " ".join(text.split())
+    for sentence in (results.headline["generated"]["sentence"], results.headline["real"]["sentence"],
+                     results.headline["discrimination_error"]["sentence"],
+                     results.agreement["krippendorff"]["sentence"], results.agreement["fleiss"]["sentence"],
+                     stats.ATTENTION_RULE):
+        assert sentence in flat
+    for section in ("Stimuli by source, category and condition", "Excluded participants (left out;",
+                    "Grade shares by source, category and condition", "Agreement between raters",
+                    "Best-rated generated sketches", "Worst-rated generated sketches", "Method"):
+        assert section in text
+    assert "Participants: 6 started, 5 finished, 2 excluded; counted: 4 participants, 32 ratings" in text
+    assert "two-way (crossed) cluster bootstrap" in flat and "200 resamples, seed 20240531" in flat
+
+
+def test_including_excluded_participants(rated_study):
+    text = report("--study", "rated", "--bootstrap", "50", "--include-excluded")
+    assert "Generated sketches: 66.7% (95% CI" in text
+    assert "Excluded participants (counted here, on request)" in text
+
+
+def test_json_is_one_object_with_everything(rated_study):
+    data = json.loads(report("--study", "rated", "--json", "--bootstrap", "100", "--seed", "3"))
+    assert set(data) == {"study", "title", "include_excluded", "method", "stimuli", "participants", "exclusions",
+                         "headline", "summary", "items", "agreement"}
+    assert data["headline"]["generated"]["share"] == pytest.approx(9 / 16)
+    assert data["headline"]["real"]["verdict"] in {"supported", "not supported", "inconclusive"}
+    assert data["participants"]["counted_ratings"] == 32
+    assert data["exclusions"][-1] == {"reason": "any reason", "participants": 2, "ratings": 10}
+    assert data["method"]["seed"] == 3 and data["method"]["resamples"] == 100
+    assert data == stats.study_results(rated_study, bootstrap=100, seed=3).as_dict()
+
+
+def test_a_study_without_ratings_shows_its_stimuli(make_study):
+    make_study(slug="fresh", categories=("circle",), real=3, generated=2, temperatures=(0.5, 1.0), attention=1)
+    text = report("--study", "fresh")
+    assert "No ratings yet." in text
+    assert "Headline" not in text
+    counts = text.split("Stimuli by source, category and condition\n")[1].split("\n\n")[0].splitlines()
+    assert [line.split()[0] for line in counts[1:]] == ["real", "generated", "generated", "attention"]
+    assert counts[1].split()[-1] == "3" and counts[2].split()[-1] == "2" and counts[4].split()[-1] == "1"
+    assert "t=0.5" in counts[2] and "t=1" in counts[3]
+    data = json.loads(report("--study", "fresh", "--json"))
+    assert data["headline"] is None and data["summary"] == [] and len(data["stimuli"]) == 4
+
+
+def test_unknown_study_and_bad_options(db):
+    with pytest.raises(CommandError, match="No study with slug 'nope'"):
+        report("--study", "nope")
+    with pytest.raises(CommandError):
+        report("--study", "nope", "--bootstrap", "0")
