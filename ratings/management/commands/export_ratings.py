@@ -1,0 +1,70 @@
+import os
+import tempfile
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ratings import stats
+from ratings.models import Study
+
+from .study_report import positive
+
+
+def write_atomically(path, text):
+    """Write aside in the same folder, then rename: the file is complete or untouched."""
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+class Command(BaseCommand):
+    help = (
+        "Write a study's ratings as CSV: one row per rating (attention checks and excluded "
+        "participants included, flagged by the attention_check and exclusion columns), or with "
+        "--summary the per-source, per-category, per-condition table with bootstrap confidence "
+        "intervals, as study_report computes it."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--study", required=True, help="the study's slug")
+        parser.add_argument("--out", required=True, help="the CSV file to write (replaced if it exists)")
+        parser.add_argument("--summary", action="store_true", help="write the summary table instead of the ratings")
+        parser.add_argument("--include-excluded", action="store_true",
+                            help="with --summary: count unfinished participants and those who failed an "
+                                 "attention check (the ratings file always has every rating)")
+        parser.add_argument("--bootstrap", type=positive, default=stats.DEFAULT_BOOTSTRAP,
+                            help=f"with --summary: bootstrap resamples (default {stats.DEFAULT_BOOTSTRAP})")
+        parser.add_argument("--seed", type=int, default=stats.DEFAULT_SEED,
+                            help=f"with --summary: bootstrap seed (default {stats.DEFAULT_SEED})")
+
+    def handle(self, *args, **opts):
+        if opts["include_excluded"] and not opts["summary"]:
+            raise CommandError("--include-excluded applies to --summary; the ratings file always has every "
+                               "rating, with its exclusion in the 'exclusion' column.")
+        try:
+            study = Study.objects.get(slug=opts["study"])
+        except Study.DoesNotExist:
+            raise CommandError(f"No study with slug {opts['study']!r}.") from None
+        out = Path(opts["out"])
+        if out.is_dir():
+            raise CommandError(f"--out {out} is a folder; give a file name, e.g. {out / (study.slug + '.csv')}")
+        if not out.parent.is_dir():
+            raise CommandError(f"The folder {out.parent} does not exist.")
+
+        if opts["summary"]:
+            table = stats.study_results(study, include_excluded=opts["include_excluded"],
+                                        bootstrap=opts["bootstrap"], seed=opts["seed"]).summary
+            what = "summary rows"
+        else:
+            table = stats.tidy_ratings(stats.ratings_frame(study))
+            what = "ratings"
+        try:
+            write_atomically(out, stats.csv_text(table))
+        except OSError as error:
+            raise CommandError(f"Could not write {out}: {error}") from None
+        self.stdout.write(f"Wrote {len(table)} {what} of study {study.slug} to {out}")

@@ -1,0 +1,124 @@
+import json
+from io import StringIO
+
+import pandas as pd
+import pytest
+from django.core.management import CommandError, call_command
+
+from ratings import stats
+from ratings.models import Participant
+from tests.results_data import build_rated_study
+
+
+@pytest.fixture
+def rated_study(make_study):
+    return build_rated_study(make_study)
+
+
+def export(*args):
+    out = StringIO()
+    call_command("export_ratings", *args, stdout=out)
+    return out.getvalue()
+
+
+def report_json(*args):
+    out = StringIO()
+    call_command("study_report", "--json", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def blanks(frame):
+    return frame.astype(object).where(frame.notna(), "")
+
+
+def test_ratings_file_has_one_row_per_rating(rated_study, tmp_path):
+    out = tmp_path / "ratings.csv"
+    assert export("--study", "rated", "--out", str(out)) == f"Wrote 52 ratings of study rated to {out}\n"
+    ratings = pd.read_csv(out)
+    assert list(ratings.columns) == stats.TIDY_COLUMNS
+    assert len(ratings) == 5 * 10 + 2
+    assert ratings["attention_check"].sum() == 10
+    tokens = dict(Participant.objects.filter(study=rated_study).values_list("prolific_pid", "token"))
+    first = ratings.iloc[0]
+    assert (first["participant"], first["prolific_pid"], first["position"], first["response_ms"]) == (
+        tokens["pid-A"], "pid-A", 0, 1000)
+    generated = ratings[ratings["source"] == "generated"].iloc[0]
+    assert generated["temperature"] == 0.5 and generated["mode"] == "unconditional"
+    assert pd.Timestamp(first["created"]).tzinfo is not None
+    by_participant = ratings.groupby("prolific_pid")["exclusion"].first()
+    assert by_participant.isna().sum() == 4
+    assert (by_participant["pid-E"], by_participant["pid-F"]) == (stats.UNFINISHED, stats.FAILED_ATTENTION)
+
+
+def test_ratings_file_reads_back_to_the_reports_numbers(rated_study, tmp_path):
+    out = tmp_path / "ratings.csv"
+    export("--study", "rated", "--out", str(out))
+    ratings = pd.read_csv(out)
+    counted = ratings[~ratings["attention_check"] & ratings["exclusion"].isna()]
+    summary = pd.DataFrame(report_json("--study", "rated", "--bootstrap", "50")["summary"])
+    groups = [((source, "all"), group) for source, group in counted.groupby("source")]
+    groups += list(counted.groupby(["source", "category"]))
+    assert len(groups) == 6
+    for (source, category), group in groups:
+        row = summary[summary["level"].isin(["source", "source x category"]) & (summary["source"] == source)
+                      & (summary["category"] == category)]
+        assert len(row) == 1
+        row = row.iloc[0]
+        assert (row["ratings"], row["raters"], row["items"]) == (
+            len(group), group["participant"].nunique(), group["stimulus"].nunique())
+        for grade in stats.GRADES:
+            assert row[f"share_{grade}"] == pytest.approx((group["grade"] == grade).mean())
+
+
+def test_summary_file_is_the_reports_table(rated_study, tmp_path):
+    out = tmp_path / "summary.csv"
+    assert export("--study", "rated", "--out", str(out), "--summary", "--bootstrap", "100", "--seed", "5") == \
+        f"Wrote 9 summary rows of study rated to {out}\n"
+    written = pd.read_csv(out)
+    assert list(written.columns) == stats.SUMMARY_COLUMNS
+    reported = pd.DataFrame(report_json("--study", "rated", "--bootstrap", "100", "--seed", "5")["summary"])
+    # Empty strings read back as missing; the numbers are the same to the last digit.
+    pd.testing.assert_frame_equal(blanks(written), blanks(reported), check_dtype=False)
+    generated = written[(written["level"] == "source") & (written["source"] == "generated")].iloc[0]
+    assert generated["share_real_or_possibly"] == pytest.approx(9 / 16)
+    assert generated["real_or_possibly_ci_low"] <= 9 / 16 <= generated["real_or_possibly_ci_high"]
+
+
+def test_summary_can_include_excluded_participants(rated_study, tmp_path):
+    out = tmp_path / "summary.csv"
+    export("--study", "rated", "--out", str(out), "--summary", "--bootstrap", "50", "--include-excluded")
+    written = pd.read_csv(out)
+    generated = written[(written["level"] == "source") & (written["source"] == "generated")].iloc[0]
+    assert (generated["ratings"], generated["share_real_or_possibly"]) == (21, pytest.approx(14 / 21))
+
+
+def test_a_study_without_ratings_gives_headers_only(make_study, tmp_path):
+    make_study(slug="fresh")
+    export("--study", "fresh", "--out", str(tmp_path / "r.csv"))
+    export("--study", "fresh", "--out", str(tmp_path / "s.csv"), "--summary")
+    assert list(pd.read_csv(tmp_path / "r.csv").columns) == stats.TIDY_COLUMNS
+    assert list(pd.read_csv(tmp_path / "s.csv").columns) == stats.SUMMARY_COLUMNS
+
+
+def test_replaces_the_file_whole_and_leaves_nothing_aside(rated_study, tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    out = folder / "ratings.csv"
+    out.write_text("old")
+    export("--study", "rated", "--out", str(out))
+    assert out.read_text().startswith("participant,")
+    assert [p.name for p in folder.iterdir()] == ["ratings.csv"]
+
+
+def test_clear_errors(rated_study, tmp_path):
+    with pytest.raises(CommandError, match="No study with slug 'nope'"):
+        export("--study", "nope", "--out", str(tmp_path / "x.csv"))
+    with pytest.raises(CommandError, match="does not exist"):
+        export("--study", "rated", "--out", str(tmp_path / "missing" / "x.csv"))
+    with pytest.raises(CommandError, match="is a folder"):
+        export("--study", "rated", "--out", str(tmp_path))
+    with pytest.raises(CommandError, match="applies to --summary"):
+        export("--study", "rated", "--out", str(tmp_path / "x.csv"), "--include-excluded")
+    with pytest.raises(CommandError):
+        export("--study", "rated")
+    assert not (tmp_path / "x.csv").exists()
