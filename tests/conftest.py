@@ -42,3 +42,11 @@ def make_study(db):
     from tests.factories import build_study
 
     return build_study
+
+
+@pytest.fixture(autouse=True, scope="session")
+def single_torch_thread():
+    """The tests' models are tiny: one thread is faster than two fighting over small matmuls."""
+    import torch
+
+    torch.set_num_threads(1)

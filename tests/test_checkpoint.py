@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from generator.checkpoint import CheckpointError, load_model, save_checkpoint
+from generator.model import Config, SketchRNN
+
+
+def write_model(path):
+    config = Config(enc_size=8, dec_size=8, z_size=4, num_mixture=2)
+    save_checkpoint({"config": config.to_dict(), "model": SketchRNN(config).state_dict(), "scale_factor": 2.0,
+                     "n_max": 10, "step": 3}, path)
+
+
+def test_round_trip(tmp_path):
+    write_model(tmp_path / "m.pt")
+    model, payload = load_model(tmp_path / "m.pt")
+    assert payload["step"] == 3 and model.config.z_size == 4 and not model.training
+
+
+def test_damaged_file(tmp_path):
+    write_model(tmp_path / "m.pt")
+    data = (tmp_path / "m.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cut.pt: not a readable checkpoint"):
+        load_model(tmp_path / "cut.pt")
+
+
+def test_text_file(tmp_path):
+    (tmp_path / "notes.pt").write_text("hello")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_model(tmp_path / "notes.pt")
+
+
+def test_foreign_checkpoint(tmp_path):
+    torch.save({"state_dict": torch.nn.Linear(2, 2).state_dict()}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a Sketchlab Sketch-RNN checkpoint"):
+        load_model(tmp_path / "other.pt")
+
+
+def test_code_carrying_pickle_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    torch.save({"format": "x", "payload": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_model(tmp_path / "evil.pt")
+
+
+def test_weights_that_do_not_fit_the_config(tmp_path):
+    config = Config(enc_size=8, dec_size=8, z_size=4, num_mixture=2)
+    state = SketchRNN(config).state_dict()
+    config.dec_size = 16
+    save_checkpoint({"config": config.to_dict(), "model": state, "scale_factor": 1.0, "n_max": 5, "step": 0},
+                    tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="do not fit the model"):
+        load_model(tmp_path / "mismatch.pt")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model(tmp_path / "none.pt")

@@ -1,0 +1,187 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+
+from generator.data import load_sketch_data, stroke5_batch
+from generator.model import (
+    Config,
+    SketchRNN,
+    kl_loss,
+    make_config,
+    mixture_log_density,
+    reconstruction_loss,
+    reverse_within_length,
+    split_outputs,
+)
+from generator.sample import encode, interpolate, sample
+
+TINY = dict(enc_size=16, dec_size=24, z_size=8, num_mixture=3, batch_size=8)
+
+
+def tiny_model(cell="lstm", conditional=True, seed=0):
+    torch.manual_seed(seed)
+    return SketchRNN(Config(cell=cell, conditional=conditional, **TINY))
+
+
+def params_for(mu_x, mu_y, sx, sy, rho, pi, pen_logits=(0.0, 0.0, 0.0)):
+    """Mixture parameters for one time step of one sketch, in the layout split_outputs gives."""
+    m = len(pi)
+    t = lambda v: torch.tensor(v, dtype=torch.float64).reshape(1, 1, m)
+    return {
+        "log_pi": torch.log(t(pi)), "mu_x": t(mu_x), "mu_y": t(mu_y),
+        "log_sigma_x": torch.log(t(sx)), "log_sigma_y": torch.log(t(sy)), "rho": t(rho),
+        "pen_logits": torch.tensor(pen_logits, dtype=torch.float64).reshape(1, 1, 3),
+    }
+
+
+def test_mixture_log_density_matches_scipy():
+    pi, mx, my, sx, sy, rho = [0.3, 0.7], [0.0, 1.0], [0.5, -1.0], [1.0, 0.4], [2.0, 0.3], [0.5, -0.8]
+    params = params_for(mx, my, sx, sy, rho, pi)
+    x, y = 0.7, -0.4
+    expected = math.log(sum(
+        pi[j] * multivariate_normal.pdf([x, y], [mx[j], my[j]],
+                                        [[sx[j] ** 2, rho[j] * sx[j] * sy[j]], [rho[j] * sx[j] * sy[j], sy[j] ** 2]])
+        for j in range(2)))
+    got = mixture_log_density(params, torch.tensor([[x]], dtype=torch.float64), torch.tensor([[y]], dtype=torch.float64))
+    assert got.item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_mixture_density_integrates_to_one():
+    torch.manual_seed(1)
+    raw = torch.randn(1, 1, 6 * 4 + 3, dtype=torch.float64) * 0.5
+    params = {k: v.expand(401, 401, -1) for k, v in split_outputs(raw, 4).items()}
+    grid = torch.linspace(-10, 10, 401, dtype=torch.float64)
+    xs, ys = torch.meshgrid(grid, grid, indexing="ij")
+    density = torch.exp(mixture_log_density(params, xs, ys))
+    step = (grid[1] - grid[0]).item()
+    assert density.sum().item() * step * step == pytest.approx(1.0, abs=0.01)
+
+
+def test_reconstruction_loss_equals_the_formula_on_a_hand_example():
+    # One sketch, T = 3 target steps: two real points then the end; one unit normal
+    # component; pen logits all zero (each pen state has probability 1/3); n_max = 4.
+    params = {k: v.expand(1, 3, -1) for k, v in params_for([0.0], [0.0], [1.0], [1.0], [0.0], [1.0]).items()}
+    targets = torch.tensor([[[1, 0, 1, 0, 0], [0, 2, 0, 1, 0], [0, 0, 0, 0, 1]]], dtype=torch.float64)
+    l_r, l_s, l_p = reconstruction_loss(params, targets, n_max=4)
+    log_n = lambda x, y: -math.log(2 * math.pi) - (x * x + y * y) / 2
+    expected_l_s = -(log_n(1, 0) + log_n(0, 2)) / 4
+    expected_l_p = 3 * math.log(3) / 4  # every step's pen, the end row included
+    assert l_s.item() == pytest.approx(expected_l_s)
+    assert l_p.item() == pytest.approx(expected_l_p)
+    assert l_r.item() == pytest.approx(expected_l_s + expected_l_p)
+
+
+def test_kl_loss_formula():
+    mu = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    sigma_hat = torch.tensor([[0.0, math.log(2.0)], [0.0, 0.0]])
+    terms = [1 + 0 - 1 - 1, 1 + math.log(2) - 0 - 2, 1 + 0 - 0 - 1, 1 + 0 - 4 - 1]
+    assert kl_loss(mu, sigma_hat).item() == pytest.approx(-0.5 * sum(terms) / 4)
+
+
+def test_schedules_follow_the_reference():
+    c = Config()
+    assert c.lr_at(0) == pytest.approx(1e-3)
+    assert c.lr_at(100000) == pytest.approx(1e-5, rel=0.01)
+    assert c.kl_weight_at(0) == pytest.approx(0.01)
+    assert c.kl_weight_at(10000) == pytest.approx(0.5 - 0.49 * 0.99995**10000)
+
+
+def test_presets_and_unknown_preset():
+    assert make_config("paper").dec_size == 512 and make_config("paper").z_size == 128
+    assert make_config("cpu").dec_size < 512
+    with pytest.raises(ValueError, match="unknown preset"):
+        make_config("huge")
+
+
+def test_reverse_within_length():
+    x = torch.arange(2 * 5, dtype=torch.float32).reshape(2, 5, 1)
+    out = reverse_within_length(x, torch.tensor([3, 5]))
+    assert out[0, :, 0].tolist() == [2, 1, 0, 3, 4]
+    assert out[1, :, 0].tolist() == [9, 8, 7, 6, 5]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
+def test_encoder_reads_only_the_real_points(cell, fixture_data_dir):
+    model = tiny_model(cell).eval()
+    drawings = load_sketch_data(["circle"], fixture_data_dir).splits["test"][:4]
+    short, lengths = stroke5_batch(drawings)
+    padded, _ = stroke5_batch(drawings, pad_to=short.shape[1] + 20)
+    lengths = torch.from_numpy(lengths)
+    _, mu_short, sigma_short = model.encode(torch.from_numpy(short[:, 1:]), lengths)
+    _, mu_padded, sigma_padded = model.encode(torch.from_numpy(padded[:, 1:]), lengths)
+    torch.testing.assert_close(mu_short, mu_padded)
+    torch.testing.assert_close(sigma_short, sigma_padded)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
+@pytest.mark.parametrize("conditional", [True, False])
+def test_gradients_are_finite_even_for_wild_inputs(cell, conditional, fixture_data_dir):
+    model = tiny_model(cell, conditional).train()
+    drawings = load_sketch_data(["square"], fixture_data_dir).splits["train"][:8]
+    drawings[0] = drawings[0] * np.array([300, 300, 1], dtype=np.float32)  # far outside the data's scale
+    batch, lengths = stroke5_batch(drawings)
+    params, mu, sigma_hat = model(torch.from_numpy(batch), torch.from_numpy(lengths))
+    l_r, _, _ = reconstruction_loss(params, torch.from_numpy(batch[:, 1:]), 40)
+    loss = l_r + (kl_loss(mu, sigma_hat) if conditional else 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
+def test_sampling_shapes_and_termination(cell):
+    model = tiny_model(cell)
+    samples = sample(model, n=5, temperature=0.8, max_len=30, generator=torch.Generator().manual_seed(0))
+    assert len(samples) == 5 and samples.ended.shape == (5,)
+    assert all(s.ndim == 2 and s.shape[1] == 3 and len(s) <= 30 for s in samples.strokes)
+    for s, ended in zip(samples.strokes, samples.ended):
+        if not ended:
+            assert len(s) == 30  # ran to the limit: reported as not ended
+    # A decoder biased hard towards p3 ends every sketch at once.
+    with torch.no_grad():
+        model.out.bias[:3] = torch.tensor([-50.0, -50.0, 50.0])
+    ended = sample(model, n=4, temperature=1.0, max_len=30)
+    assert ended.ended.all() and all(len(s) == 0 for s in ended.strokes)
+    # ...and one biased away from p3 never does, which is reported.
+    with torch.no_grad():
+        model.out.bias[:3] = torch.tensor([50.0, -50.0, -50.0])
+    never = sample(model, n=4, temperature=1.0, max_len=30)
+    assert not never.ended.any() and all(len(s) == 30 for s in never.strokes)
+
+
+def test_temperature_zero_is_deterministic():
+    model = tiny_model("layer_norm")
+    z = torch.randn(3, TINY["z_size"])
+    a = sample(model, z=z, temperature=0, max_len=25, generator=torch.Generator().manual_seed(1))
+    b = sample(model, z=z, temperature=0, max_len=25, generator=torch.Generator().manual_seed(2))
+    for x, y in zip(a.strokes, b.strokes):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_sampling_applies_the_scale_factor():
+    model = tiny_model()
+    z = torch.randn(2, TINY["z_size"])
+    unit = sample(model, z=z, temperature=0, max_len=10)
+    scaled = sample(model, z=z, temperature=0, max_len=10, scale_factor=7.0)
+    np.testing.assert_allclose(scaled.strokes[0][:, :2], unit.strokes[0][:, :2] * 7.0, rtol=1e-5)
+
+
+def test_unconditional_model_samples_without_z():
+    model = tiny_model(conditional=False)
+    assert not hasattr(model, "to_mu")
+    assert len(sample(model, n=3, temperature=0.5, max_len=10)) == 3
+
+
+def test_conditional_encode_and_interpolate(fixture_data_dir):
+    model = tiny_model("layer_norm")
+    drawings = load_sketch_data(["circle"], fixture_data_dir).splits["test"][:2]
+    z = encode(model, drawings, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (2, TINY["z_size"])
+    path = interpolate(z[0], z[1], 5)
+    torch.testing.assert_close(path[0], z[0])
+    torch.testing.assert_close(path[-1], z[1])
+    torch.testing.assert_close(path[2], (z[0] + z[1]) / 2)
+    assert len(sample(model, z=path, temperature=0.3, max_len=10)) == 5

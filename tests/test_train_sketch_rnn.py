@@ -1,0 +1,121 @@
+import csv
+
+import pytest
+import torch
+from django.core.management import CommandError, call_command
+
+from generator.checkpoint import load_checkpoint
+from generator.data import load_sketch_data
+from generator.model import Config
+from generator.train import Run
+
+TINY = dict(enc_size=16, dec_size=24, z_size=8, num_mixture=3, batch_size=20, eval_every=3)
+
+
+def metrics(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def data(fixture_data_dir):
+    return load_sketch_data(["circle", "square"], fixture_data_dir)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
+def test_n_steps_straight_equal_half_resume_half(cell, data, tmp_path):
+    config = Config(categories=("circle", "square"), cell=cell, **TINY)
+    straight = Run(config, data, tmp_path / "straight", "cpu", seed=5)
+    straight.train(8)
+
+    first = Run(config, data, tmp_path / "halves", "cpu", seed=5)
+    first.train(4)
+    second = Run(config, data, tmp_path / "halves", "cpu", seed=5, resume=True)
+    assert second.step == 4
+    second.train(8)
+
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(second.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    # The same validation numbers at the same steps; the first half also validated at its end.
+    valid = lambda rows: {r["step"]: (r["lr"], r["w_kl"], r["valid_l_r"], r["valid_l_kl"]) for r in rows}
+    straight_rows, halves_rows = valid(metrics(tmp_path / "straight")), valid(metrics(tmp_path / "halves"))
+    assert list(halves_rows) == ["3", "4", "6", "8"]
+    assert {step: halves_rows[step] for step in straight_rows} == straight_rows
+
+
+def test_interrupt_saves_the_last_finished_step(data, tmp_path):
+    config = Config(categories=("circle", "square"), cell="lstm", **TINY)
+    run = Run(config, data, tmp_path, "cpu")
+
+    def interrupt_at_five(step, postfix):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run.train(10, interrupt_at_five)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 5
+    resumed = Run(config, data, tmp_path, "cpu", resume=True)
+    resumed.train(10)
+    assert resumed.step == 10
+    assert [int(r["step"]) for r in metrics(tmp_path)] == [3, 6, 9, 10]
+
+
+def test_resume_drops_metrics_rows_after_the_checkpoint(data, tmp_path):
+    config = Config(categories=("circle", "square"), cell="lstm", **TINY)
+    Run(config, data, tmp_path, "cpu").train(6)
+    # A crash after writing metrics but before saving: simulate a stale extra row.
+    with open(tmp_path / "metrics.csv", "a") as f:
+        f.write("9,0,0,0,0,0,0,0,0\n")
+    run = Run(config, data, tmp_path, "cpu", resume=True)
+    run.train(9)
+    assert [int(r["step"]) for r in metrics(tmp_path)] == [3, 6, 9]
+
+
+def test_command_trains_on_fixture_and_lowers_the_loss(fixture_data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    call_command("train_sketch_rnn", "--categories", "circle,square", "--steps", "60", "--eval-every", "10",
+                 "--out", str(out), "--data-dir", str(fixture_data_dir), "--seed", "1", "--cell", "lstm")
+    assert "Done: step 60" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} >= {"best.pt", "last.pt", "metrics.csv", "loss.png"}
+    rows = metrics(out)
+    assert [int(r["step"]) for r in rows] == list(range(10, 61, 10))
+    assert set(rows[0]) == {"step", "lr", "w_kl", "train_l_r", "train_l_kl", "valid_l_r", "valid_l_kl",
+                            "valid_loss", "seconds"}
+    assert float(rows[-1]["valid_l_r"]) < float(rows[0]["valid_l_r"]) - 0.3
+    best = load_checkpoint(out / "best.pt")
+    assert "optimizer" not in best  # weights only: small enough to commit
+    assert best["config"]["categories"] == ["circle", "square"]
+    assert best["valid"]["loss"] == pytest.approx(min(float(r["valid_loss"]) for r in rows), abs=1e-4)
+
+    # Asking for more steps with --resume continues; asking for fewer does nothing.
+    call_command("train_sketch_rnn", "--categories", "circle,square", "--steps", "30", "--out", str(out),
+                 "--data-dir", str(fixture_data_dir), "--resume")
+    assert "already at step 60" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--categories", "unicorn"], "no data for category 'unicorn'"),
+    (["--categories", "circle", "--steps", "0"], "--steps must be at least 1"),
+    (["--categories", " , "], "at least one category"),
+])
+def test_bad_input_is_a_clear_error(args, message, fixture_data_dir, tmp_path):
+    with pytest.raises(CommandError, match=message):
+        call_command("train_sketch_rnn", *args, "--out", str(tmp_path / "r"), "--data-dir", str(fixture_data_dir))
+
+
+def test_bad_flag_values_are_rejected_by_the_parser(tmp_path):
+    with pytest.raises(CommandError, match="invalid choice: 'huge'"):
+        call_command("train_sketch_rnn", "--categories", "circle", "--preset", "huge")
+
+
+def test_existing_run_needs_resume_and_resume_needs_same_categories(fixture_data_dir, tmp_path):
+    out = tmp_path / "run"
+    common = ["--out", str(out), "--data-dir", str(fixture_data_dir), "--cell", "lstm", "--eval-every", "2"]
+    call_command("train_sketch_rnn", "--categories", "circle", "--steps", "2", *common)
+    with pytest.raises(CommandError, match="already holds a run"):
+        call_command("train_sketch_rnn", "--categories", "circle", "--steps", "4", *common)
+    with pytest.raises(CommandError, match="was trained on circle, not square"):
+        call_command("train_sketch_rnn", "--categories", "square", "--steps", "4", "--resume", *common)
+    with pytest.raises(CommandError, match="cannot resume.*no such checkpoint"):
+        call_command("train_sketch_rnn", "--categories", "circle", "--steps", "4", "--resume",
+                     "--out", str(tmp_path / "elsewhere"), "--data-dir", str(fixture_data_dir))
