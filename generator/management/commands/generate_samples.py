@@ -1,0 +1,175 @@
+import re
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from tqdm import tqdm
+
+from generator.checkpoint import CheckpointError, file_sha256, load_model, resolve_device
+from generator.data import SketchDataError, load_category
+from generator.stimuli import (
+    Checkpoint,
+    StimulusError,
+    Summary,
+    add_generated_stimuli,
+    add_real_stimuli,
+    get_condition,
+    remove_orphan_files,
+    write_contact_sheets,
+)
+from ratings.attention import ensure_attention_stimuli
+from ratings.models import Condition, Study
+
+from .train_sketch_rnn import parse_categories
+
+
+class Command(BaseCommand):
+    help = (
+        "Make a study's stimuli: real drawings from each category's test split and sketches sampled from "
+        "trained checkpoints, all rendered by the same renderer and stored with opaque names. Creates the "
+        "study if the slug is new (edit its title, instructions and items per participant in the admin). "
+        "Running the same command again adds nothing; a run cut short is completed by running it again; "
+        "running it with another --temperature or --mode adds a generation condition to the same study. "
+        "--generated and --real are totals, split equally over the categories."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--study", required=True, help="study slug (letters, digits, - and _)")
+        parser.add_argument("--checkpoint", action="append", default=None,
+                            help="a checkpoint from train_sketch_rnn; repeat for one per category "
+                                 "(default: the demo checkpoints in fixtures/checkpoints)")
+        parser.add_argument("--categories", default=None,
+                            help="comma-separated categories (default: all categories of the checkpoints)")
+        parser.add_argument("--generated", type=int, default=100, help="generated stimuli in all (default 100)")
+        parser.add_argument("--real", type=int, default=100, help="real stimuli in all (default 100)")
+        parser.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (default 0.5)")
+        parser.add_argument("--mode", choices=["unconditional", "conditional"], default="unconditional",
+                            help="unconditional: z ~ N(0, I); conditional: encode test drawings that are not "
+                                 "shown as real stimuli and decode them (default unconditional)")
+        parser.add_argument("--reject-degenerate", action="store_true",
+                            help="skip samples that are empty or hit the length limit without ending, and "
+                                 "draw more instead; the number rejected per category is printed and stored. "
+                                 "Off by default: without it every sample is kept")
+        parser.add_argument("--seed", type=int, default=0, help="selects the real drawings and the samples (default 0)")
+        parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
+        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    def handle(self, *args, **opts):
+        started = time.perf_counter()
+        data_dir = Path(opts["data_dir"] or settings.QUICKDRAW_DATA_DIR)
+        mode = Condition.Mode(opts["mode"])
+        self.check_options(opts)
+        try:
+            device = resolve_device(opts["device"])
+        except ValueError as e:
+            raise CommandError(str(e))
+        checkpoints = self.load_checkpoints(opts["checkpoint"], device)
+        categories = (parse_categories(opts["categories"]) if opts["categories"]
+                      else list(dict.fromkeys(c for ck in checkpoints for c in ck.categories)))
+        by_category = self.checkpoint_per_category(checkpoints, categories, mode)
+        self.check_data(categories, data_dir, opts)
+
+        with transaction.atomic():
+            study, created = Study.objects.get_or_create(slug=opts["study"])
+        swept = remove_orphan_files(study)
+        if swept:
+            self.stdout.write(f"Removed {swept} stimulus file(s) left by an interrupted run.")
+        summary = Summary()
+        total = opts["real"] + opts["generated"]
+        bar = tqdm(total=total, unit="stimulus", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+        try:
+            for category in categories:
+                add_real_stimuli(study, category, opts["real"] // len(categories), opts["seed"], data_dir, summary,
+                                 bar.update)
+            for category in categories if opts["generated"] else []:
+                checkpoint = by_category[category]
+                condition = get_condition(study, checkpoint, opts["temperature"], mode, opts["reject_degenerate"])
+                add_generated_stimuli(study, condition, checkpoint, category, opts["generated"] // len(categories),
+                                      opts["seed"], data_dir, device, summary, bar.update)
+            attention = ensure_attention_stimuli(study)
+        except (StimulusError, SketchDataError) as e:
+            raise CommandError(str(e))
+        finally:
+            bar.close()
+        sheets = write_contact_sheets(study, Path(settings.REPORTS_DIR) / study.slug)
+        self.print_summary(study, created, summary, attention, sheets, time.perf_counter() - started)
+
+    def check_options(self, opts):
+        for name in ("real", "generated"):
+            if opts[name] < 0:
+                raise CommandError(f"--{name} must be 0 or more")
+        if not 0 <= opts["temperature"] <= 2:
+            raise CommandError("--temperature must be between 0 (greedy) and 2")
+        if not re.fullmatch(r"[-a-zA-Z0-9_]+", opts["study"]):
+            raise CommandError(f"--study '{opts['study']}' is not a slug: use letters, digits, - and _")
+
+    def check_data(self, categories, data_dir, opts):
+        """Every data file readable and big enough before anything is written."""
+        for name in ("real", "generated"):
+            if opts[name] % len(categories):
+                raise CommandError(f"--{name} {opts[name]} cannot be split equally over {len(categories)} categories")
+        for category in categories:
+            try:
+                test_size = len(load_category(category, data_dir)["test"])
+            except SketchDataError as e:
+                raise CommandError(str(e))
+            if opts["real"] // len(categories) > test_size:
+                raise CommandError(f"{category}: --real asks for {opts['real'] // len(categories)} drawings per "
+                                   f"category, but its test split holds {test_size}")
+
+    def load_checkpoints(self, paths, device):
+        paths = paths or sorted(str(p) for p in Path(settings.DEMO_CHECKPOINT_DIR).glob("*.pt"))
+        if not paths:
+            raise CommandError(f"no --checkpoint given and no demo checkpoints in {settings.DEMO_CHECKPOINT_DIR}")
+        checkpoints = []
+        for path in paths:
+            try:
+                model, payload = load_model(path, device)
+            except CheckpointError as e:
+                raise CommandError(str(e))
+            checkpoints.append(Checkpoint(path=Path(path).name, sha256=file_sha256(path), model=model, payload=payload))
+        return checkpoints
+
+    def checkpoint_per_category(self, checkpoints, categories, mode):
+        by_category = {}
+        for category in categories:
+            matching = [c for c in checkpoints if category in c.categories]
+            if not matching:
+                trained = ", ".join(f"{c.path}: {','.join(c.categories)}" for c in checkpoints)
+                raise CommandError(f"no checkpoint was trained on '{category}' ({trained})")
+            if len(matching) > 1:
+                raise CommandError(f"several checkpoints were trained on '{category}' "
+                                   f"({', '.join(c.path for c in matching)}); pass the one to use with --checkpoint")
+            checkpoint = matching[0]
+            if mode == Condition.Mode.UNCONDITIONAL and len(checkpoint.categories) > 1:
+                raise CommandError(f"{checkpoint.path} was trained on several categories "
+                                   f"({','.join(checkpoint.categories)}), so its unconditional samples have no "
+                                   f"category; use --mode conditional or a single-category checkpoint")
+            if mode == Condition.Mode.CONDITIONAL and not checkpoint.model.config.conditional:
+                raise CommandError(f"{checkpoint.path} is a decoder-only model and cannot encode drawings; "
+                                   f"use --mode unconditional")
+            by_category[category] = checkpoint
+        return by_category
+
+    def print_summary(self, study, created, summary, attention, sheets, seconds):
+        w = self.stdout.write
+        w(f"Study '{study.slug}' ({'created' if created else 'existing'}): added "
+          f"{sum(summary.created.values())} stimuli in {seconds:.1f} s.")
+        for (source, category, condition), count in sorted(summary.created.items()):
+            w(f"  + {count:4d} {source:9s} {category:15s} {condition}")
+        for (condition, category), (bad, sampled) in sorted(summary.degenerate.items()):
+            rejected = summary.rejected[(condition, category)]
+            note = f", {rejected} rejected" if rejected else ""
+            w(f"  degenerate samples {category} [{condition}]: {bad} of {sampled} ({100 * bad / sampled:.0f}%){note}")
+        counts = {}
+        for source, category, condition_id in study.stimuli.values_list("source", "category", "condition"):
+            counts[(source, category, condition_id)] = counts.get((source, category, condition_id), 0) + 1
+        labels = {c.pk: str(c) for c in study.conditions.all()}
+        w(f"The study now holds {sum(counts.values())} stimuli ({len(attention)} attention checks):")
+        for (source, category, condition_id), count in sorted(counts.items(), key=lambda kv: str(kv[0])):
+            w(f"  {count:4d} {source:9s} {category or '-':15s} {labels.get(condition_id, '')}")
+        for sheet in sheets:
+            w(f"Contact sheet: {sheet}")

@@ -1,0 +1,245 @@
+"""A study's stimuli: real test drawings and sketches sampled from trained models, rendered by the
+one renderer and stored as ratings.Stimulus rows with their provenance.
+
+Every selection is a deterministic function of the seed, so running the same request again finds
+every stimulus already there and adds nothing, and a run cut short is completed by running it
+again. Real drawings come from a seeded permutation of each category's test split; generated
+sketches from a seeded stream of samples per (condition, category), drawn in fixed chunks so that
+sample i is the same whatever the requested count.
+"""
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from ratings.attention import save_stimulus_png
+from ratings.models import Condition, Stimulus
+
+from .data import load_category, load_sketch_data
+from .render import sketch_png
+from .sample import encode, sample
+
+SAMPLE_CHUNK = 100  # samples drawn per batched pass; part of what makes sample i reproducible
+MAX_ATTEMPTS_PER_SKETCH = 20  # with --reject-degenerate, give up after this many samples per sketch
+
+
+class StimulusError(Exception):
+    """A request for stimuli that cannot be met; nothing has been written."""
+
+
+def category_seed(seed, category, *extra):
+    """A numpy/torch seed for one category's stream, stable across runs and machines."""
+    return [seed, zlib.crc32(category.encode()), *extra]
+
+
+def is_degenerate(strokes, ended):
+    """The rule of --reject-degenerate: an empty sketch, or one that hit the length limit
+    without ending."""
+    return len(strokes) == 0 or not ended
+
+
+@dataclass
+class Checkpoint:
+    path: str
+    sha256: str
+    model: object
+    payload: dict
+
+    @property
+    def categories(self):
+        return list(self.model.config.categories)
+
+
+@dataclass
+class Summary:
+    created: dict = field(default_factory=dict)  # (source, category, condition label) -> count
+    degenerate: dict = field(default_factory=dict)  # (condition label, category) -> (degenerate, sampled)
+    rejected: dict = field(default_factory=dict)  # (condition label, category) -> count
+
+    def add(self, source, category, condition=""):
+        key = (source, category, condition)
+        self.created[key] = self.created.get(key, 0) + 1
+
+
+def real_permutation(category, test_size, seed):
+    return np.random.default_rng(category_seed(seed, category)).permutation(test_size)
+
+
+def write_stimulus(study, drawing, **fields):
+    """Render, store the PNG, then the row; if the row cannot be made, the file goes too. A crash
+    between the two leaves a file without a row, which remove_orphan_files sweeps up."""
+    image = save_stimulus_png(study, sketch_png(drawing))
+    try:
+        with transaction.atomic():
+            return Stimulus.objects.create(study=study, image=image, num_points=len(drawing), **fields)
+    except BaseException:
+        (settings.MEDIA_ROOT / image).unlink(missing_ok=True)
+        raise
+
+
+def remove_orphan_files(study):
+    """Delete files in the study's stimulus folder that no stimulus row refers to (left by a run
+    killed between writing a file and its row). Returns how many were removed."""
+    folder = settings.MEDIA_ROOT / "stimuli" / str(study.pk)
+    if not folder.exists():
+        return 0
+    referenced = set(study.stimuli.values_list("image", flat=True))
+    removed = 0
+    for path in folder.iterdir():
+        if path.relative_to(settings.MEDIA_ROOT).as_posix() not in referenced:
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def add_real_stimuli(study, category, per_category, seed, data_dir, summary, progress=None):
+    """The first `per_category` drawings of a seeded permutation of the test split, skipping
+    drawings this study already uses as sources of conditional samples."""
+    test = load_category(category, data_dir)["test"]
+    file_name = f"{category}.npz"
+    existing = set(study.stimuli.filter(source=Stimulus.Source.REAL, category=category, dataset_file=file_name)
+                   .values_list("dataset_index", flat=True))
+    encoded = set(study.stimuli.filter(source=Stimulus.Source.GENERATED, category=category, dataset_file=file_name)
+                  .values_list("dataset_index", flat=True))
+    chosen = [int(i) for i in real_permutation(category, len(test), seed) if int(i) not in encoded][:per_category]
+    if len(chosen) < per_category:
+        raise StimulusError(f"{category}: the test split has only {len(chosen)} drawings free for real stimuli, "
+                            f"{per_category} were asked for")
+    for index in chosen:
+        if index not in existing:
+            write_stimulus(study, test[index], category=category, source=Stimulus.Source.REAL,
+                           dataset_file=file_name, dataset_split="test", dataset_index=index)
+            summary.add("real", category)
+        if progress:
+            progress()
+
+
+def conditional_sources(study, category, seed, data_dir, scale_factor, max_len):
+    """Test drawings to encode for conditional samples: the seeded permutation read from its end,
+    without the drawings the study shows as real stimuli. Returns (indices, normalised drawings)."""
+    data = load_sketch_data([category], data_dir, max_len, factor=scale_factor)
+    raw_test = load_category(category, data_dir)["test"]
+    shown = set(study.stimuli.filter(source=Stimulus.Source.REAL, category=category)
+                .values_list("dataset_index", flat=True))
+    # load_sketch_data drops drawings longer than max_len: map its test list back to file indices.
+    kept = [i for i, d in enumerate(raw_test) if len(d) <= max_len]
+    position = {file_index: k for k, file_index in enumerate(kept)}
+    order = [int(i) for i in real_permutation(category, len(raw_test), seed)[::-1]
+             if int(i) not in shown and int(i) in position]
+    if not order:
+        raise StimulusError(f"{category}: no test drawings left to encode that are not shown as real stimuli")
+    return order, [data.splits["test"][position[i]] for i in order]
+
+
+def sample_chunk(checkpoint, category, mode, temperature, seed, chunk, sources, device):
+    """SAMPLE_CHUNK samples, the same for the same arguments. Returns (strokes, ended, source index
+    or None per sample)."""
+    generator = torch.Generator(device=device).manual_seed(
+        int(np.random.default_rng(category_seed(seed, category, chunk)).integers(2**62)))
+    model, payload = checkpoint.model, checkpoint.payload
+    if mode == Condition.Mode.CONDITIONAL:
+        order, drawings = sources
+        picks = [(chunk * SAMPLE_CHUNK + k) % len(order) for k in range(SAMPLE_CHUNK)]
+        z = encode(model, [drawings[p] for p in picks], generator=generator, device=device)
+        result = sample(model, z=z, temperature=temperature, scale_factor=payload["scale_factor"],
+                        generator=generator, device=device)
+        return result.strokes, result.ended, [order[p] for p in picks]
+    if model.config.conditional:
+        z = torch.randn(SAMPLE_CHUNK, model.config.z_size, device=device, generator=generator)
+        result = sample(model, z=z, temperature=temperature, scale_factor=payload["scale_factor"],
+                        generator=generator, device=device)
+    else:
+        result = sample(model, n=SAMPLE_CHUNK, temperature=temperature, scale_factor=payload["scale_factor"],
+                        generator=generator, device=device)
+    return result.strokes, result.ended, [None] * SAMPLE_CHUNK
+
+
+def add_generated_stimuli(study, condition, checkpoint, category, per_category, seed, data_dir, device,
+                          summary, progress=None):
+    """Accept samples from the category's stream in order until `per_category` are stored; with
+    reject_degenerate, degenerate ones are skipped and counted."""
+    label = str(condition)
+    existing = set(study.stimuli.filter(condition=condition, category=category).values_list("sample_index", flat=True))
+    sources = None
+    if condition.mode == Condition.Mode.CONDITIONAL:
+        sources = conditional_sources(study, category, seed, data_dir, checkpoint.payload["scale_factor"],
+                                      checkpoint.model.config.max_seq_len)
+    accepted = rejected = degenerate = sampled = 0
+    chunk = 0
+    while accepted < per_category:
+        if sampled >= per_category * MAX_ATTEMPTS_PER_SKETCH:
+            raise StimulusError(f"{category}: only {accepted} of {sampled} samples were not degenerate; "
+                                f"lower the temperature or drop --reject-degenerate")
+        strokes, ended, source_indices = sample_chunk(checkpoint, category, condition.mode, condition.temperature,
+                                                      seed, chunk, sources, device)
+        for k in range(SAMPLE_CHUNK):
+            if accepted == per_category:
+                break
+            index = chunk * SAMPLE_CHUNK + k
+            sampled += 1
+            bad = is_degenerate(strokes[k], ended[k])
+            degenerate += bad
+            if bad and condition.reject_degenerate:
+                rejected += 1
+                continue
+            accepted += 1
+            if index not in existing:
+                write_stimulus(study, strokes[k], category=category, source=Stimulus.Source.GENERATED,
+                               condition=condition, seed=seed, sample_index=index, ended=bool(ended[k]),
+                               dataset_file=f"{category}.npz" if source_indices[k] is not None else "",
+                               dataset_split="test" if source_indices[k] is not None else "",
+                               dataset_index=source_indices[k])
+                summary.add("generated", category, label)
+            if progress:
+                progress()
+        chunk += 1
+    summary.degenerate[(label, category)] = (degenerate, sampled)
+    summary.rejected[(label, category)] = rejected
+    if condition.reject_degenerate:
+        # The count for the whole requested set (a rerun recomputes the same stream).
+        condition.rejected = {**condition.rejected, category: rejected}
+        condition.save(update_fields=["rejected"])
+
+
+def get_condition(study, checkpoint, temperature, mode, reject_degenerate):
+    try:
+        with transaction.atomic():
+            condition, _ = Condition.objects.get_or_create(
+                study=study, checkpoint_sha256=checkpoint.sha256, temperature=temperature, mode=mode,
+                reject_degenerate=reject_degenerate, defaults={"checkpoint_name": checkpoint.path})
+    except IntegrityError:
+        condition = Condition.objects.get(study=study, checkpoint_sha256=checkpoint.sha256, temperature=temperature,
+                                          mode=mode, reject_degenerate=reject_degenerate)
+    return condition
+
+
+def write_contact_sheets(study, folder):
+    """Grids of the study's real and of each condition's generated stimuli, made of the very PNGs
+    participants see and captioned with their category, for the researcher to inspect."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    groups = [("real", study.stimuli.filter(source=Stimulus.Source.REAL))]
+    groups += [(f"generated-condition-{c.pk}", study.stimuli.filter(condition=c)) for c in study.conditions.all()]
+    for name, stimuli in groups:
+        stimuli = list(stimuli.order_by("category", "pk"))
+        if not stimuli:
+            continue
+        cell, caption, columns = 96, 12, 10
+        rows = -(-len(stimuli) // columns)
+        sheet = Image.new("L", (columns * cell, rows * (cell + caption)), 255)
+        draw = ImageDraw.Draw(sheet)
+        for i, stimulus in enumerate(stimuli):
+            x, y = (i % columns) * cell, (i // columns) * (cell + caption)
+            sheet.paste(Image.open(stimulus.image_path).resize((cell - 2, cell - 2)), (x + 1, y + 1))
+            draw.text((x + 3, y + cell - 1), stimulus.category, fill=96)
+        path = folder / f"{name}.png"
+        sheet.save(path)
+        written.append(path)
+    return written
+

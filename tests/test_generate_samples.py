@@ -1,0 +1,226 @@
+import io
+import re
+import shutil
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image
+
+from generator.data import load_npz
+from generator.model import Config
+from generator.render import sketch_png
+from ratings.models import Condition, Stimulus, Study
+
+from .test_render import png_chunks
+
+TINY = dict(enc_size=16, dec_size=24, z_size=8, num_mixture=3, batch_size=20, eval_every=2, max_seq_len=40)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Tiny models trained for two steps on the fixture data: one per category, one for both."""
+    from generator.data import load_sketch_data
+    from generator.train import Run
+    from tests.conftest import FIXTURE_DATA_DIR
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    for categories in (["circle"], ["square"], ["circle", "square"]):
+        data = load_sketch_data(categories, FIXTURE_DATA_DIR, max_len=40)
+        run_dir = folder / "-".join(categories)
+        Run(Config(categories=tuple(categories), cell="lstm", **TINY), data, run_dir, "cpu").train(2)
+        shutil.copy(run_dir / "best.pt", folder / f"{'-'.join(categories)}.pt")
+    return folder
+
+
+@pytest.fixture
+def demo(checkpoints, settings, tmp_path):
+    """The two single-category checkpoints as the demo checkpoints."""
+    demo_dir = tmp_path / "demo"
+    demo_dir.mkdir()
+    for name in ("circle.pt", "square.pt"):
+        shutil.copy(checkpoints / name, demo_dir / name)
+    settings.DEMO_CHECKPOINT_DIR = demo_dir
+    return demo_dir
+
+
+def generate(*args):
+    call_command("generate_samples", *args)
+
+
+def stimulus_set(study):
+    """What a study holds, by provenance, as comparable tuples."""
+    return sorted(study.stimuli.values_list("source", "category", "dataset_index", "sample_index", "condition__temperature"),
+                  key=str)
+
+
+@pytest.mark.django_db
+def test_defaults_make_a_balanced_study_from_the_test_split(demo, fixture_data_dir, settings, capsys):
+    generate("--study", "demo", "--real", "8", "--generated", "8")
+    study = Study.objects.get(slug="demo")
+    out = capsys.readouterr().out
+    assert "added" in out and "Contact sheet" in out
+    real = study.stimuli.filter(source="real")
+    generated = study.stimuli.filter(source="generated")
+    assert {c: real.filter(category=c).count() for c in ("circle", "square")} == {"circle": 4, "square": 4}
+    assert {c: generated.filter(category=c).count() for c in ("circle", "square")} == {"circle": 4, "square": 4}
+    assert study.stimuli.filter(source="attention").count() == study.attention_checks
+    for stimulus in real:
+        assert stimulus.dataset_split == "test"
+        test = load_npz(fixture_data_dir / f"{stimulus.category}.npz")["test"]
+        # The image is exactly the test drawing at the recorded index, through the one renderer.
+        assert stimulus.image_path.read_bytes() == sketch_png(test[stimulus.dataset_index])
+    conditions = Condition.objects.filter(study=study)
+    assert len(conditions) == 2  # one checkpoint per category: one condition each
+    for condition in conditions:
+        assert condition.temperature == 0.5 and condition.mode == "unconditional"
+        assert len(condition.checkpoint_sha256) == 64 and condition.checkpoint_name in ("circle.pt", "square.pt")
+    assert set(generated.values_list("condition", flat=True)) == set(study.conditions.values_list("pk", flat=True))
+    # Contact sheets live in the reports folder, never among the stimulus files.
+    sheets = list((settings.REPORTS_DIR / "demo").glob("*.png"))
+    assert len(sheets) == 3  # real, and one per condition (one checkpoint per category)
+    assert not any(settings.MEDIA_ROOT in sheet.parents for sheet in sheets)
+
+
+@pytest.mark.django_db
+def test_images_of_both_sources_look_alike_on_the_outside(demo):
+    generate("--study", "alike", "--real", "4", "--generated", "4")
+    for stimulus in Study.objects.get(slug="alike").stimuli.all():
+        data = stimulus.image_path.read_bytes()
+        image = Image.open(io.BytesIO(data))
+        assert (image.size, image.mode) == ((256, 256), "L")
+        assert png_chunks(data) == ["IHDR", "IDAT", "IEND"]
+        # The stored name is a random token: nothing of source or category in it.
+        assert re.fullmatch(rf"stimuli/{stimulus.study_id}/[A-Za-z0-9_-]{{16}}\.png", stimulus.image)
+
+
+@pytest.mark.django_db
+def test_same_seed_same_stimuli_and_a_second_run_adds_nothing(demo, capsys):
+    for slug in ("one", "two"):
+        generate("--study", slug, "--real", "4", "--generated", "4", "--seed", "7")
+    one, two = Study.objects.get(slug="one"), Study.objects.get(slug="two")
+    assert stimulus_set(one) == stimulus_set(two)
+    bytes_of = lambda study: sorted(s.image_path.read_bytes() for s in study.stimuli.all())
+    assert bytes_of(one) == bytes_of(two)
+
+    before = stimulus_set(one)
+    files_before = sorted(p.name for p in one.stimuli.first().image_path.parent.iterdir())
+    generate("--study", "one", "--real", "4", "--generated", "4", "--seed", "7")
+    assert "added 0 stimuli" in capsys.readouterr().out
+    assert stimulus_set(one) == before
+    assert sorted(p.name for p in one.stimuli.first().image_path.parent.iterdir()) == files_before
+
+
+@pytest.mark.django_db
+def test_another_seed_picks_other_real_drawings(demo):
+    generate("--study", "a", "--real", "4", "--generated", "0", "--seed", "1")
+    generate("--study", "b", "--real", "4", "--generated", "0", "--seed", "2")
+    pick = lambda slug: set(Stimulus.objects.filter(study__slug=slug, source="real").values_list("category", "dataset_index"))
+    assert pick("a") != pick("b")
+
+
+@pytest.mark.django_db
+def test_a_run_killed_midway_is_completed_by_running_it_again(demo, monkeypatch):
+    generate("--study", "whole", "--real", "6", "--generated", "6")
+    expected = stimulus_set(Study.objects.get(slug="whole"))
+
+    import generator.stimuli as stimuli
+
+    real_create = Stimulus.objects.create
+    calls = {"n": 0}
+
+    def create_then_die(**fields):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # killed after the 5th file was written, before its row
+        return real_create(**fields)
+
+    monkeypatch.setattr(stimuli.Stimulus.objects, "create", create_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        generate("--study", "cut", "--real", "6", "--generated", "6")
+    monkeypatch.undo()
+    study = Study.objects.get(slug="cut")
+    folder = study.stimuli.first().image_path.parent
+    assert study.stimuli.count() == 4
+    assert len(list(folder.iterdir())) == 4  # the file of the failed row went with it
+    # A crash can still leave a file with no row (killed between the two): plant one.
+    (folder / "orphan0000000000.png").write_bytes(b"x")
+
+    generate("--study", "cut", "--real", "6", "--generated", "6")
+    assert stimulus_set(study) == expected
+    assert sorted(p.name for p in folder.iterdir()) == sorted(s.image.rsplit("/", 1)[-1] for s in study.stimuli.all())
+
+
+@pytest.mark.django_db
+def test_another_temperature_adds_a_condition_to_the_same_study(demo):
+    generate("--study", "temps", "--real", "4", "--generated", "4", "--temperature", "0.2")
+    generate("--study", "temps", "--real", "4", "--generated", "4", "--temperature", "0.8")
+    study = Study.objects.get(slug="temps")
+    assert sorted(study.conditions.values_list("temperature", flat=True).distinct()) == [0.2, 0.8]
+    assert study.stimuli.filter(source="real").count() == 4
+    assert study.stimuli.filter(source="generated").count() == 8
+
+
+@pytest.mark.django_db
+def test_conditional_mode_encodes_test_drawings_not_shown_as_real(checkpoints, fixture_data_dir):
+    generate("--study", "cond", "--checkpoint", str(checkpoints / "circle-square.pt"), "--mode", "conditional",
+             "--real", "10", "--generated", "10")
+    study = Study.objects.get(slug="cond")
+    for category in ("circle", "square"):
+        shown = set(study.stimuli.filter(source="real", category=category).values_list("dataset_index", flat=True))
+        encoded = set(study.stimuli.filter(source="generated", category=category).values_list("dataset_index", flat=True))
+        assert len(shown) == 5 and len(encoded) == 5
+        assert not shown & encoded
+    assert Condition.objects.get(study=study).mode == "conditional"
+
+
+@pytest.mark.django_db
+def test_reject_degenerate_counts_and_stores_rejections(demo):
+    generate("--study", "strict", "--real", "0", "--generated", "4", "--reject-degenerate")
+    study = Study.objects.get(slug="strict")
+    condition = study.conditions.first()
+    assert condition.reject_degenerate
+    assert set(condition.rejected) <= {"circle", "square"}
+    for stimulus in study.stimuli.filter(source="generated"):
+        assert stimulus.ended and stimulus.num_points > 0
+    # The same request without the flag is a separate condition: nothing hidden is reused.
+    generate("--study", "strict", "--real", "0", "--generated", "4")
+    assert study.conditions.count() == 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("args, message", [
+    (["--real", "3"], "cannot be split equally over 2 categories"),
+    (["--categories", "circle,unicorn"], "no checkpoint was trained on 'unicorn'"),
+    (["--temperature", "-1"], "between 0"),
+    (["--real", "-2"], "must be 0 or more"),
+    (["--real", "400"], "its test split holds 12"),
+    (["--checkpoint", "/nonexistent/model.pt"], "no such checkpoint"),
+    (["--study", "not a slug"], "is not a slug"),
+])
+def test_bad_input_writes_nothing(demo, args, message, settings):
+    base = {"--study": "bad"}
+    argv = [a for k, v in base.items() if k not in args for a in (k, v)] + args
+    with pytest.raises(CommandError, match=message):
+        generate(*argv)
+    assert not Study.objects.exists()
+    assert not (settings.MEDIA_ROOT / "stimuli").exists()
+
+
+@pytest.mark.django_db
+def test_missing_data_file_writes_nothing(demo, tmp_path, settings):
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    with pytest.raises(CommandError, match="no data for category 'circle'"):
+        generate("--study", "x", "--data-dir", str(empty))
+    assert not Study.objects.exists()
+
+
+@pytest.mark.django_db
+def test_unconditional_needs_single_category_checkpoints(checkpoints):
+    with pytest.raises(CommandError, match="no category; use --mode conditional"):
+        generate("--study", "x", "--checkpoint", str(checkpoints / "circle-square.pt"))
+    with pytest.raises(CommandError, match="several checkpoints were trained on 'circle'"):
+        generate("--study", "x", "--checkpoint", str(checkpoints / "circle.pt"),
+                 "--checkpoint", str(checkpoints / "circle-square.pt"), "--mode", "conditional")
+    assert not Study.objects.exists()
