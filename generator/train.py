@@ -154,6 +154,8 @@ class Run:
     # -- the loop -----------------------------------------------------------------------------
 
     def train_step(self):
+        """One optimiser step. Returns its losses, schedules, and the batch's real points and
+        padded cells (for the padding fraction)."""
         config = self.config
         self.model.train()
         lr = config.lr_at(self.step)
@@ -169,7 +171,8 @@ class Run:
         torch.nn.utils.clip_grad_value_(self.model.parameters(), config.grad_clip)
         self.optimizer.step()
         self.step += 1
-        return l_r.item(), (l_kl.item() if l_kl is not None else 0.0), lr, w_kl
+        return {"l_r": l_r.item(), "l_kl": l_kl.item() if l_kl is not None else 0.0, "lr": lr, "w_kl": w_kl,
+                "points": int(lengths.sum()), "cells": int(batch.shape[0] * (batch.shape[1] - 1))}
 
     def validate(self):
         valid = evaluate(self.model, self.valid_drawings, self.data.n_max, self.device)
@@ -189,7 +192,8 @@ class Run:
         started = time.perf_counter() - self.seconds
         try:
             while self.step < steps:
-                l_r, l_kl, lr, w_kl = self.train_step()
+                result = self.train_step()
+                l_r, l_kl, lr, w_kl = result["l_r"], result["l_kl"], result["lr"], result["w_kl"]
                 window.append((l_r, l_kl))
                 self.seconds = time.perf_counter() - started
                 if not all(map(math.isfinite, window[-1])):

@@ -1,0 +1,17 @@
+"""Shared set-up for the benchmarks: the data folder and Django-free imports of the project."""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def data_dir():
+    """QUICKDRAW_DATA_DIR if it holds pig.npz, else the project's own fixture files."""
+    path = os.environ.get("QUICKDRAW_DATA_DIR")
+    if path and (Path(path) / "pig.npz").exists():
+        return Path(path), ["pig", "face", "alarm_clock", "radio"]
+    print("QUICKDRAW_DATA_DIR has no pig.npz: measuring on the small fixture files instead")
+    return ROOT / "fixtures" / "quickdraw", ["circle", "square"]
