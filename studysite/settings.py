@@ -106,9 +106,8 @@ QUICKDRAW_URL = os.environ.get(
     "QUICKDRAW_URL", "https://storage.googleapis.com/quickdraw_dataset/sketchrnn/{category}.npz"
 )
 
-# Where the demo's trained checkpoints live (committed, one per category).
+# The demo's trained checkpoints (committed, one per category): generate_samples's default.
 DEMO_CHECKPOINT_DIR = BASE_DIR / "fixtures" / "checkpoints"
-DEMO_CATEGORIES = ["pig", "face"]
 
 # Researcher-facing outputs of the commands (contact sheets): never under MEDIA_ROOT.
 REPORTS_DIR = Path(os.environ.get("REPORTS_DIR", BASE_DIR / "reports"))

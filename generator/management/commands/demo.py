@@ -1,0 +1,62 @@
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.urls import reverse
+
+from ratings.models import Study
+
+DEMO_STUDY = "demo"
+RESEARCHER = "researcher"
+
+
+def demo_categories():
+    """The categories the committed demo checkpoints were trained on."""
+    from generator.checkpoint import load_checkpoint
+
+    paths = sorted(Path(settings.DEMO_CHECKPOINT_DIR).glob("*.pt"))
+    if not paths:
+        raise CommandError(f"no demo checkpoints in {settings.DEMO_CHECKPOINT_DIR}")
+    return list(dict.fromkeys(c for path in paths for c in load_checkpoint(path)["config"]["categories"]))
+
+
+class Command(BaseCommand):
+    help = (
+        "The quick start: apply migrations, fetch the demo categories' data if missing, make the demo study from the committed demo checkpoints "
+        "(20 real and 20 generated sketches per category), create a researcher account if there is none, "
+        "and serve the site, printing the participant and researcher URLs."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--addr", default="127.0.0.1:8000", help="where to serve (default 127.0.0.1:8000)")
+        parser.add_argument("--no-server", action="store_true", help="set everything up, then stop")
+
+    def handle(self, *args, **opts):
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write(f"Database ready: {settings.DATABASES['default']['NAME']}")
+        call_command("fetch_sketches", categories=",".join(demo_categories()), stdout=self.stdout)
+        call_command("generate_samples", study=DEMO_STUDY, real=40, generated=40, stdout=self.stdout)
+        password = self.ensure_researcher()
+        study = Study.objects.get(slug=DEMO_STUDY)
+        base = f"http://{opts['addr']}"
+        self.stdout.write("")
+        self.stdout.write(f"Participants: {base}{study.get_absolute_url()}")
+        self.stdout.write(f"Researcher:   {base}{reverse('results:study', args=[study.slug])}")
+        if password:
+            self.stdout.write(f"              log in as '{RESEARCHER}' with password {password} (shown once; "
+                              f"change it in the admin)")
+        self.stdout.write(f"Pilot it:     python manage.py simulate_participants --study {study.slug} --n 20")
+        if not opts["no_server"]:
+            call_command("runserver", opts["addr"], use_reloader=False)
+
+    def ensure_researcher(self):
+        """A staff account for the results page, made once; returns its new password or None."""
+        User = get_user_model()
+        if User.objects.filter(is_staff=True).exists():
+            return None
+        password = secrets.token_urlsafe(9)
+        User.objects.create_superuser(RESEARCHER, password=password)
+        return password
