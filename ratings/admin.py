@@ -1,1 +1,124 @@
-"""Admin for studies, stimuli, participants and ratings (staff only)."""
+"""Admin for studies, stimuli, participants and ratings (staff only).
+
+Stimuli, participants and ratings are data: they come from generate_samples and from
+participants, so the admin shows them but doesn't let anyone add or edit them by hand.
+"""
+
+from django.contrib import admin
+from django.db.models import Count
+from django.utils.html import format_html
+
+from .attention import ensure_attention_stimuli
+from .models import Assignment, Condition, Participant, Rating, Stimulus, Study
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ["slug", "title", "is_open", "items_per_participant", "attention_checks", "stimulus_count",
+                    "participant_count", "finished_count", "rating_count"]
+    list_filter = ["is_open"]
+    search_fields = ["slug", "title"]
+    readonly_fields = ["created"]
+
+    @admin.display(description="stimuli")
+    def stimulus_count(self, study):
+        return study.stimuli.count()
+
+    @admin.display(description="participants")
+    def participant_count(self, study):
+        return study.participants.count()
+
+    @admin.display(description="finished")
+    def finished_count(self, study):
+        return study.participants.filter(finished__isnull=False).count()
+
+    @admin.display(description="ratings")
+    def rating_count(self, study):
+        return Rating.objects.filter(participant__study=study).count()
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+
+        # Made per request, since the link needs the site's address (the admin is shared).
+        @admin.display(description="Recruitment link (Prolific placeholders)")
+        def recruitment_link(study):
+            url = request.build_absolute_uri(study.get_absolute_url())
+            return f"{url}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}&SESSION_ID={{{{%SESSION_ID%}}}}"
+
+        return [recruitment_link, *self.readonly_fields]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # A changed number of attention checks takes effect for the next participant.
+        ensure_attention_stimuli(obj)
+
+
+@admin.register(Condition)
+class ConditionAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "study", "checkpoint_name", "temperature", "mode", "reject_degenerate", "created"]
+    list_filter = ["study", "mode", "reject_degenerate"]
+
+
+@admin.register(Stimulus)
+class StimulusAdmin(ReadOnlyAdmin):
+    list_display = ["thumbnail", "public_id", "study", "source", "category", "condition", "num_points", "created"]
+    list_filter = ["study", "source", "category", "condition"]
+    list_select_related = ["study", "condition"]
+    search_fields = ["public_id", "dataset_file"]
+    readonly_fields = ["thumbnail"]
+
+    @admin.display(description="image")
+    def thumbnail(self, stimulus):
+        return format_html('<img src="{}" alt="sketch" width="64" height="64" loading="lazy">',
+                           stimulus.get_absolute_url())
+
+
+class AssignmentInline(admin.TabularInline):
+    model = Assignment
+    fields = ["position", "stimulus"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Participant)
+class ParticipantAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "study", "prolific_pid", "consented", "started", "finished", "rating_count"]
+    list_filter = ["study", ("finished", admin.EmptyFieldListFilter)]
+    search_fields = ["token", "prolific_pid", "external_session_id"]
+    inlines = [AssignmentInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("study").annotate(rating_count=Count("ratings"))
+
+    @admin.display(description="ratings", ordering="rating_count")
+    def rating_count(self, participant):
+        return participant.rating_count
+
+
+@admin.register(Rating)
+class RatingAdmin(ReadOnlyAdmin):
+    list_display = ["participant", "position", "stimulus", "source", "category", "grade", "response_ms", "created"]
+    list_filter = ["participant__study", "grade", "stimulus__source", "stimulus__category"]
+    list_select_related = ["participant", "stimulus"]
+    search_fields = ["participant__token", "participant__prolific_pid", "stimulus__public_id"]
+
+    @admin.display(ordering="stimulus__source")
+    def source(self, rating):
+        return rating.stimulus.source
+
+    @admin.display(ordering="stimulus__category")
+    def category(self, rating):
+        return rating.stimulus.category

@@ -5,11 +5,14 @@ Nothing a participant can see (URLs, file names, image bytes) is derived from a 
 or category: stimuli are addressed by a random `public_id`, and provenance stays in the database.
 """
 
+import random
 import secrets
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models, transaction
+from django.db.models import Count, Exists, OuterRef
 from django.urls import reverse
+from django.utils import timezone
 
 
 def new_public_id():
@@ -64,6 +67,81 @@ class Study(models.Model):
 
     def get_absolute_url(self):
         return reverse("ratings:landing", args=[self.slug])
+
+    def enroll(self, prolific_pid="", external_study_id="", external_session_id=""):
+        """A consented participant; a returning recruitment-platform id gets its earlier participant."""
+        if prolific_pid:
+            existing = self.participants.filter(prolific_pid=prolific_pid).first()
+            if existing:
+                return existing
+        try:
+            with transaction.atomic():
+                return self.participants.create(
+                    prolific_pid=prolific_pid, external_study_id=external_study_id,
+                    external_session_id=external_session_id, consented=timezone.now())
+        except IntegrityError:
+            # The same id consented twice at once (a double click): the first one wins.
+            return self.participants.get(prolific_pid=prolific_pid)
+
+    def choose_stimuli(self, count, rng):
+        """Up to `count` real and generated stimuli for one participant.
+
+        Half real, half generated; the real half spread evenly over categories, the generated
+        half evenly over (condition, category) cells. Within a cell the least-assigned stimuli
+        come first (assignments, not ratings, so participants who start at the same time spread
+        out; then fewer ratings; then chance). With too few stimuli both halves shrink to the
+        same size, so a session stays balanced rather than full.
+        """
+        stimuli = list(self.stimuli.exclude(source=Stimulus.Source.ATTENTION).order_by("pk"))
+        usage = _usage_keys(stimuli, rng)
+        real, generated = {}, {}
+        for stimulus in stimuli:
+            if stimulus.source == Stimulus.Source.REAL:
+                real.setdefault(stimulus.category, []).append(stimulus)
+            else:
+                generated.setdefault((stimulus.condition_id, stimulus.category), []).append(stimulus)
+        real_cells = [sorted(cell, key=usage.get) for _, cell in sorted(real.items())]
+        generated_cells = [sorted(cell, key=usage.get) for _, cell in sorted(generated.items())]
+
+        halves = [count // 2, count // 2]
+        if count % 2:
+            halves[rng.randrange(2)] += 1
+        real_counts = spread(halves[0], [len(c) for c in real_cells], rng)
+        generated_counts = spread(halves[1], [len(c) for c in generated_cells], rng)
+        if sum(real_counts) < halves[0] or sum(generated_counts) < halves[1]:
+            same = min(sum(real_counts), sum(generated_counts))
+            real_counts = spread(same, [len(c) for c in real_cells], rng)
+            generated_counts = spread(same, [len(c) for c in generated_cells], rng)
+        cells = real_cells + generated_cells
+        return [s for cell, n in zip(cells, real_counts + generated_counts) for s in cell[:n]]
+
+    def choose_attention_checks(self, rng):
+        """`attention_checks` catch trials (fewer if fewer exist), least-assigned first."""
+        checks = list(self.stimuli.filter(source=Stimulus.Source.ATTENTION).order_by("pk"))
+        usage = _usage_keys(checks, rng)
+        return sorted(checks, key=usage.get)[:self.attention_checks]
+
+
+def spread(total, sizes, rng):
+    """Split `total` over cells holding `sizes` items: counts differ by at most one and no cell
+    gives more than it holds, so the counts add up to less than `total` when cells run short.
+    Which cells get the remainder is left to chance."""
+    if not sizes:
+        return []
+    level = min(total // len(sizes), min(sizes))
+    counts = [level] * len(sizes)
+    roomy = [i for i, size in enumerate(sizes) if size > level]
+    for i in rng.sample(roomy, min(total - level * len(sizes), len(roomy))):
+        counts[i] += 1
+    return counts
+
+
+def _usage_keys(stimuli, rng):
+    """Sort keys per stimulus: (times assigned, times rated, a random tie-break)."""
+    pks = [s.pk for s in stimuli]
+    assigned = dict(Assignment.objects.filter(stimulus__in=pks).values_list("stimulus").annotate(n=Count("pk")))
+    rated = dict(Rating.objects.filter(stimulus__in=pks).values_list("stimulus").annotate(n=Count("pk")))
+    return {s: (assigned.get(s.pk, 0), rated.get(s.pk, 0), rng.random()) for s in stimuli}
 
 
 class Condition(models.Model):
@@ -149,8 +227,76 @@ class Participant(models.Model):
     started = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        constraints = [
+            # A returning recruitment-platform participant resumes instead of starting over.
+            models.UniqueConstraint(fields=["study", "prolific_pid"], condition=~models.Q(prolific_pid=""),
+                                    name="one_participant_per_prolific_pid"),
+        ]
+
     def __str__(self):
         return self.token[:10]
+
+    def assign(self):
+        """Fix this participant's sequence of items, once: balanced stimuli in a random order,
+        with the attention checks at random positions after the first. The order is seeded
+        from the token, so it can be recomputed from the database."""
+        with transaction.atomic():
+            # Lock the study: concurrent starts then count each other's assignments.
+            study = Study.objects.select_for_update().get(pk=self.study_id)
+            if self.assignments.exists():
+                return
+            rng = random.Random(self.token)
+            items = study.choose_stimuli(study.items_per_participant, rng)
+            if not items:
+                return
+            rng.shuffle(items)
+            for check in study.choose_attention_checks(rng):
+                items.insert(rng.randint(1, len(items)), check)
+            Assignment.objects.bulk_create(
+                Assignment(participant=self, stimulus=stimulus, position=position)
+                for position, stimulus in enumerate(items, start=1))
+
+    def next_assignment(self):
+        """The first assignment not rated yet, or None."""
+        rated = Rating.objects.filter(participant=self, stimulus=OuterRef("stimulus"))
+        return self.assignments.filter(~Exists(rated)).select_related("stimulus").first()
+
+    def rate(self, position, grade, response_ms):
+        """Store the grade of the item at `position`, which must be the next unrated one.
+
+        Returns False, storing nothing, when that item has a rating already (a double click,
+        a reload of a post, a second tab). Raises NotAssigned for a position the participant
+        doesn't have and OutOfOrder for one they haven't been shown yet.
+        """
+        assignment = self.assignments.filter(position=position).first()
+        if assignment is None:
+            raise NotAssigned(position)
+        if self.ratings.filter(stimulus_id=assignment.stimulus_id).exists():
+            return False
+        if self.next_assignment().position != position:
+            raise OutOfOrder(position)
+        try:
+            with transaction.atomic():
+                self.ratings.create(stimulus_id=assignment.stimulus_id, grade=grade,
+                                    response_ms=response_ms, position=position)
+        except IntegrityError:
+            return False  # the same post, stored by a concurrent request
+        self.finish_if_done()
+        return True
+
+    def finish_if_done(self):
+        if self.finished is None and self.assignments.exists() and self.next_assignment() is None:
+            self.finished = timezone.now()
+            Participant.objects.filter(pk=self.pk, finished__isnull=True).update(finished=self.finished)
+
+
+class NotAssigned(Exception):
+    """A post names an item the participant was not given."""
+
+
+class OutOfOrder(Exception):
+    """A post names an item the participant has not been shown yet."""
 
 
 class Assignment(models.Model):
@@ -177,7 +323,9 @@ class Rating(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="ratings")
     stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="ratings")
     grade = models.CharField(max_length=16, choices=Grade.choices)
-    response_ms = models.PositiveIntegerField(help_text="From the image being shown to the answer, measured in the browser.")
+    # Null when the browser ran no JavaScript: the grade counts, but no time was measured.
+    response_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From the image being shown to the answer, measured in the browser.")
     position = models.PositiveIntegerField()
     created = models.DateTimeField(auto_now_add=True)
 

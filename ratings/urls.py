@@ -1,8 +1,17 @@
-"""Participant-facing URLs. Nothing here names a stimulus's source or category."""
+"""Participant-facing URLs. Nothing here names a stimulus's source or category: images are
+addressed by their random public_id only."""
 
 from django.urls import path
 
 from . import views
 
 app_name = "ratings"
-urlpatterns = []
+urlpatterns = [
+    path("s/<slug:slug>/", views.landing, name="landing"),
+    path("s/<slug:slug>/consent/", views.consent, name="consent"),
+    path("s/<slug:slug>/declined/", views.declined, name="declined"),
+    path("s/<slug:slug>/instructions/", views.instructions, name="instructions"),
+    path("s/<slug:slug>/trial/", views.trial, name="trial"),
+    path("s/<slug:slug>/done/", views.done, name="done"),
+    path("i/<slug:public_id>.png", views.image, name="image"),
+]

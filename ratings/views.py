@@ -1,1 +1,208 @@
-"""Participant views."""
+"""Participant views: landing -> consent -> instructions -> trials -> done.
+
+A participant is the token kept in their session, one per study. Every page works out from the
+database where the participant is, so a reload, a closed tab or a server restart resumes at the
+next unrated item, and a repeated post stores nothing twice.
+"""
+
+import functools
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_safe
+
+from .forms import ConsentForm, RecruitmentForm, TrialForm
+from .models import Assignment, NotAssigned, OutOfOrder, Rating, Stimulus, Study
+
+
+def participant_key(study_id):
+    return f"ratings.participant.{study_id}"
+
+
+def recruitment_key(study_id):
+    return f"ratings.recruitment.{study_id}"
+
+
+def remember(request, study, participant):
+    if participant is None:
+        request.session.pop(participant_key(study.pk), None)
+    else:
+        request.session[participant_key(study.pk)] = participant.token
+
+
+def message(request, status, title, text, link=None, link_text=None, study=None):
+    """A plain page that explains itself: closed studies, bad links, refused answers."""
+    context = {"title": title, "text": text, "link": link, "link_text": link_text, "study": study}
+    return render(request, "ratings/message.html", context, status=status)
+
+
+def closed(request, study):
+    return message(request, 403, "This study is closed",
+                   "It is not accepting answers at the moment. Thank you for your interest.", study=study)
+
+
+def resume(study, participant):
+    """Redirect to where the participant is in the study."""
+    if participant is None:
+        return redirect("ratings:landing", study.slug)
+    if participant.finished:
+        return redirect("ratings:done", study.slug)
+    if not participant.assignments.exists():
+        return redirect("ratings:instructions", study.slug)
+    return redirect("ratings:trial", study.slug)
+
+
+def study_page(view):
+    """Find the study (a friendly 404 page if there is none) and the session's participant.
+    Participant pages change with every answer, so the browser must never reuse one."""
+
+    @never_cache
+    @functools.wraps(view)
+    def wrapper(request, slug):
+        study = Study.objects.filter(slug=slug).first()
+        if study is None:
+            return message(request, 404, "Study not found",
+                           "There is no study at this address. Please check the link you were given.")
+        token = request.session.get(participant_key(study.pk))
+        participant = study.participants.filter(token=token).first() if token else None
+        return view(request, study, participant)
+
+    return wrapper
+
+
+@require_safe
+@study_page
+def landing(request, study, participant):
+    form = RecruitmentForm(request.GET)
+    if not form.is_valid():
+        return message(request, 400, "This link is incomplete",
+                       "The link you followed carries ids we cannot read. Please use the link exactly "
+                       "as the recruitment site gave it to you.", study=study)
+    ids = form.external_ids()
+    if ids["prolific_pid"] and (participant is None or participant.prolific_pid != ids["prolific_pid"]):
+        # The link names someone: resume them, or start afresh for a new person on this browser.
+        participant = study.participants.filter(prolific_pid=ids["prolific_pid"]).first()
+        remember(request, study, participant)
+    if participant and (participant.finished or study.is_open):
+        return resume(study, participant)
+    if not study.is_open:
+        return closed(request, study)
+    request.session[recruitment_key(study.pk)] = ids
+    return render(request, "ratings/landing.html", {"study": study})
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@study_page
+def consent(request, study, participant):
+    if participant:
+        return resume(study, participant)
+    if not study.is_open:
+        return closed(request, study)
+    if request.method != "POST":
+        return render(request, "ratings/consent.html", {"study": study})
+    form = ConsentForm(request.POST)
+    if not form.is_valid():
+        return message(request, 400, "Please choose an answer", "Go back and choose whether you agree to take part.",
+                       reverse("ratings:consent", args=[study.slug]), "Back to the consent form", study=study)
+    if form.cleaned_data["decision"] == "decline":
+        return redirect("ratings:declined", study.slug)
+    participant = study.enroll(**request.session.get(recruitment_key(study.pk), {}))
+    remember(request, study, participant)
+    return resume(study, participant)
+
+
+@require_safe
+@study_page
+def declined(request, study, participant):
+    return message(request, 200, "Thank you",
+                   "You chose not to take part, so nothing was recorded. You can close this page; if you came "
+                   "from a recruitment site, please return the study there.", study=study)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@study_page
+def instructions(request, study, participant):
+    if participant is None or participant.finished:
+        return resume(study, participant)
+    if not study.is_open:
+        return closed(request, study)
+    if request.method != "POST":
+        return render(request, "ratings/instructions.html", {"study": study})
+    participant.assign()
+    if not participant.assignments.exists():
+        return closed(request, study)  # no stimuli yet: nothing to grade
+    return redirect("ratings:trial", study.slug)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@study_page
+def trial(request, study, participant):
+    if participant is None:
+        if request.method == "POST":
+            return message(request, 403, "Your session has ended",
+                           "We could not tell who sent this answer, so it was not recorded. Please follow "
+                           "your study link again.", study=study)
+        return resume(study, participant)
+    if participant.finished or not participant.assignments.exists():
+        return resume(study, participant)
+    if not study.is_open:
+        return closed(request, study)
+    if request.method == "POST":
+        return grade(request, study, participant)
+    assignment = participant.next_assignment()
+    if assignment is None:
+        participant.finish_if_done()
+        return redirect("ratings:done", study.slug)
+    context = {"study": study, "assignment": assignment, "total": participant.assignments.count(),
+               "grades": Rating.Grade.choices}
+    return render(request, "ratings/trial.html", context)
+
+
+def grade(request, study, participant):
+    back = reverse("ratings:trial", args=[study.slug])
+    form = TrialForm(request.POST)
+    try:
+        if form.is_valid():
+            participant.rate(**form.cleaned_data)
+            return resume(study, participant)
+    except OutOfOrder:
+        return message(request, 409, "That sketch is not the next one",
+                       "Nothing was recorded. Please continue with the sketch the study shows you.",
+                       back, "Back to the study", study)
+    except NotAssigned:
+        pass
+    return message(request, 400, "That answer could not be read",
+                   "Nothing was recorded. Please answer the sketch again.", back, "Back to the study", study)
+
+
+@require_safe
+@study_page
+def done(request, study, participant):
+    # Open or closed, a finished participant can always come back for their completion code.
+    if participant is None or not participant.finished:
+        return resume(study, participant)
+    return render(request, "ratings/done.html", {"study": study})
+
+
+@require_safe
+def image(request, public_id):
+    """A stimulus's PNG, only for a participant it is assigned to, or staff.
+
+    No Last-Modified or ETag: file times differ between batches and would tell real from
+    generated. Every image gets the same headers."""
+    stimulus = Stimulus.objects.filter(public_id=public_id).first()
+    if stimulus is None:
+        raise Http404
+    token = request.session.get(participant_key(stimulus.study_id))
+    assigned = token and Assignment.objects.filter(stimulus=stimulus, participant__token=token).exists()
+    if not (assigned or request.user.is_staff):
+        raise Http404
+    try:
+        data = stimulus.image_path.read_bytes()
+    except OSError:
+        raise Http404
+    response = HttpResponse(data, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response

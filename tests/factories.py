@@ -8,6 +8,7 @@ from django.conf import settings
 
 from generator.data import load_npz
 from generator.render import sketch_png
+from ratings.attention import ensure_attention_stimuli
 from ratings.models import Condition, Stimulus, Study
 
 from .conftest import FIXTURE_DATA_DIR
@@ -45,7 +46,5 @@ def build_study(slug=None, categories=("circle", "square"), real=4, generated=4,
                     study=study, image=write_png(drawing), category=category, source=Stimulus.Source.GENERATED,
                     condition=condition, seed=0, sample_index=index, ended=True, num_points=len(drawing),
                 )
-    for kind in ("blank", "scribble")[:attention]:
-        Stimulus.objects.create(study=study, image=write_png(np.zeros((0, 3))), source=Stimulus.Source.ATTENTION,
-                                dataset_file=kind)
+    ensure_attention_stimuli(study)
     return study

@@ -1,0 +1,39 @@
+"""Validation of everything a participant's browser sends."""
+
+from django import forms
+from django.core.validators import RegexValidator
+
+from .models import Rating
+
+# Longer than anyone looks at one sketch, short enough to be a measurement and not an overflow.
+MAX_RESPONSE_MS = 24 * 60 * 60 * 1000
+MAX_POSITION = 100_000
+
+external_id = RegexValidator(r"^[A-Za-z0-9_-]+$", "Only letters, digits, '-' and '_'.")
+
+
+class RecruitmentForm(forms.Form):
+    """The ids a recruitment link carries, Prolific style: ?PROLIFIC_PID=...&STUDY_ID=...&SESSION_ID=..."""
+
+    PROLIFIC_PID = forms.CharField(required=False, max_length=64, validators=[external_id])
+    STUDY_ID = forms.CharField(required=False, max_length=64, validators=[external_id])
+    SESSION_ID = forms.CharField(required=False, max_length=64, validators=[external_id])
+
+    def external_ids(self):
+        """Keyword arguments for Study.enroll."""
+        return {
+            "prolific_pid": self.cleaned_data["PROLIFIC_PID"],
+            "external_study_id": self.cleaned_data["STUDY_ID"],
+            "external_session_id": self.cleaned_data["SESSION_ID"],
+        }
+
+
+class ConsentForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("agree", "I agree"), ("decline", "I do not agree")])
+
+
+class TrialForm(forms.Form):
+    position = forms.IntegerField(min_value=1, max_value=MAX_POSITION)
+    grade = forms.ChoiceField(choices=Rating.Grade.choices)
+    # Missing when the browser runs no JavaScript: the grade is kept without a time.
+    response_ms = forms.IntegerField(required=False, min_value=0, max_value=MAX_RESPONSE_MS)
