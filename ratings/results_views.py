@@ -1,1 +1,114 @@
-"""Researcher views: the results page and its downloads (staff only)."""
+"""Researcher views: the results page and its downloads (staff only).
+
+Everything is computed by ratings.stats, the same code as the study_report and export_ratings
+commands; the views only choose the options and render.
+"""
+
+import base64
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin.views.decorators import staff_member_required
+from django.db.models import Count
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from . import charts, stats
+from .models import Stimulus, Study
+
+
+def include_excluded(request):
+    return request.GET.get("include_excluded") == "1"
+
+
+def data_uri(png):
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def table(frame):
+    return {"header": list(frame.columns), "rows": frame.to_numpy().tolist()}
+
+
+@staff_member_required
+def index(request):
+    studies = Study.objects.annotate(
+        stimulus_count=Count("stimuli", distinct=True),
+        participant_count=Count("participants", distinct=True),
+        rating_count=Count("participants__ratings", distinct=True),
+    )
+    return render(request, "results/index.html",
+                  {**admin.site.each_context(request), "title": "Study results", "studies": studies})
+
+
+@staff_member_required
+def study_results(request, slug):
+    study = get_object_or_404(Study, slug=slug)
+    results = stats.study_results(study, include_excluded=include_excluded(request))
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Results: {study.title} ({study.slug})",
+        "study": study,
+        "results": results,
+        "stimuli": table(results.stimuli),
+        "exclusions": table(results.exclusions),
+    }
+    if results.has_ratings:
+        best, worst = stats.best_and_worst(results.items)
+        context.update(
+            summary=table(stats.display_summary(results.summary)),
+            charts=grade_charts(results.summary),
+            best=sketches(study, best),
+            worst=sketches(study, worst),
+            score_mapping=stats.SCORE_MAPPING,
+        )
+    return render(request, "results/study.html", context)
+
+
+def grade_charts(summary):
+    """(title, data URI) per chart: by source, by source and category, and by condition when
+    the study has more than one."""
+    found = []
+    by_source = summary[summary["level"] == "source"]
+    found.append(("By source", charts.grade_shares_png(by_source, by_source["source"].tolist(), "By source")))
+    by_category = summary[summary["level"] == "source x category"]
+    labels = [f"{source}: {category}" for source, category in zip(by_category["source"], by_category["category"])]
+    found.append(("By source and category",
+                  charts.grade_shares_png(by_category, labels, "By source and category")))
+    by_condition = summary[summary["level"] == "condition"]
+    if len(by_condition) > 1:
+        found.append(("Generated, by condition",
+                      charts.grade_shares_png(by_condition, by_condition["condition"].tolist(),
+                                              "Generated sketches, by condition")))
+    return [(title, data_uri(png)) for title, png in found]
+
+
+def sketches(study, items):
+    """Item rows with their images inlined (staff only), so the page needs no image view."""
+    images = dict(Stimulus.objects.filter(study=study, public_id__in=list(items["stimulus"]))
+                  .values_list("public_id", "image"))
+    found = []
+    for item in stats.records(items):
+        path = settings.MEDIA_ROOT / images[item["stimulus"]]
+        item["image"] = data_uri(path.read_bytes()) if path.is_file() else None
+        found.append(item)
+    return found
+
+
+def csv_response(frame, filename):
+    response = HttpResponse(stats.csv_text(frame), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@staff_member_required
+def ratings_csv(request, slug):
+    study = get_object_or_404(Study, slug=slug)
+    return csv_response(stats.tidy_ratings(stats.ratings_frame(study)), f"{study.slug}-ratings.csv")
+
+
+@staff_member_required
+def summary_csv(request, slug):
+    study = get_object_or_404(Study, slug=slug)
+    results = stats.study_results(study, include_excluded=include_excluded(request))
+    suffix = "-including-excluded" if results.include_excluded else ""
+    return csv_response(results.summary, f"{study.slug}-summary{suffix}.csv")
