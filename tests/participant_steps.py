@@ -1,0 +1,48 @@
+"""A participant's steps through the study with Django's test client, for the view tests."""
+
+import re
+
+from django.urls import reverse
+
+from ratings.models import Participant
+
+
+def url(name, study, **query):
+    path = reverse(f"ratings:{name}", args=[study.slug])
+    return path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+def consent(client, study, **recruitment_ids):
+    """Follow the link (with any PROLIFIC_PID, STUDY_ID, SESSION_ID) and agree; returns the participant."""
+    client.get(url("landing", study, **recruitment_ids))
+    client.post(url("consent", study), {"decision": "agree"})
+    return Participant.objects.get(study=study, token=client.session[f"ratings.participant.{study.pk}"])
+
+
+def start(client, study, **recruitment_ids):
+    """Consent and press Start on the instructions: a participant with their sequence fixed."""
+    participant = consent(client, study, **recruitment_ids)
+    client.post(url("instructions", study))
+    return participant
+
+
+def shown_position(client, study):
+    """The position of the sketch the trial page shows now."""
+    page = client.get(url("trial", study)).content.decode()
+    return int(re.search(r'name="position" value="(\d+)"', page).group(1))
+
+
+def answer(client, study, grade="real", response_ms=1234, **fields):
+    """Grade the sketch shown now (or the `position` given)."""
+    data = {"position": fields.pop("position", None) or shown_position(client, study), "grade": grade,
+            "response_ms": response_ms, **fields}
+    return client.post(url("trial", study), data)
+
+
+def finish(client, study, grade="fake"):
+    """Answer every remaining sketch."""
+    participant = Participant.objects.get(study=study, token=client.session[f"ratings.participant.{study.pk}"])
+    for _ in range(participant.assignments.count() - participant.ratings.count()):
+        answer(client, study, grade)
+    participant.refresh_from_db()
+    return participant

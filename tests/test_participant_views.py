@@ -1,0 +1,211 @@
+"""The participant's path outside the trials: landing, consent, instructions, done, and the
+pages for closed and unknown studies, recruitment ids and coming back."""
+
+import pytest
+from django.test import Client
+
+from ratings.models import Participant, Rating
+from tests.participant_steps import answer, consent, finish, start, url
+
+
+@pytest.fixture
+def study(make_study):
+    return make_study(slug="pilot", items_per_participant=4, attention=1, completion_code="C0DE42")
+
+
+def test_the_path_from_the_link_to_the_first_sketch(client, study):
+    landing = client.get(url("landing", study))
+    assert landing.status_code == 200
+    assert url("consent", study) in landing.content.decode()
+    consent_page = client.get(url("consent", study))
+    assert study.consent_text in consent_page.content.decode()
+    assert client.post(url("consent", study), {"decision": "agree"})["Location"] == url("instructions", study)
+    participant = Participant.objects.get(study=study)
+    assert participant.consented is not None and not participant.assignments.exists()
+    instructions = client.get(url("instructions", study))
+    assert "keys <kbd>1</kbd> (Real)" in instructions.content.decode()
+    assert client.post(url("instructions", study))["Location"] == url("trial", study)
+    assert participant.assignments.count() == 4 + 1
+    assert client.get(url("trial", study)).status_code == 200
+
+
+def test_participant_pages_are_never_cached(client, study):
+    response = client.get(url("landing", study))
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_declining_consent_ends_politely_and_stores_nobody(client, study):
+    client.get(url("landing", study, PROLIFIC_PID="abc123"))
+    response = client.post(url("consent", study), {"decision": "decline"}, follow=True)
+    assert response.status_code == 200
+    assert "You chose not to take part, so nothing was recorded" in response.content.decode()
+    assert not Participant.objects.exists()
+    assert client.get(url("instructions", study))["Location"] == url("landing", study)
+
+
+@pytest.mark.parametrize("data", [{}, {"decision": ""}, {"decision": "yes"}])
+def test_consent_without_a_clear_answer_asks_again(client, study, data):
+    response = client.post(url("consent", study), data)
+    assert response.status_code == 400
+    assert url("consent", study) in response.content.decode()
+    assert not Participant.objects.exists()
+
+
+def test_pages_ahead_of_the_participant_send_them_back(client, study):
+    for name in ("instructions", "trial", "done"):
+        assert client.get(url(name, study))["Location"] == url("landing", study)
+    consent(client, study)
+    for name in ("consent", "trial", "done"):
+        assert client.get(url(name, study))["Location"] == url("instructions", study)
+
+
+def test_recruitment_ids_are_stored(client, study):
+    participant = consent(client, study, PROLIFIC_PID="5f3a9c", STUDY_ID="s-1", SESSION_ID="sess_9")
+    assert (participant.prolific_pid, participant.external_study_id, participant.external_session_id) == (
+        "5f3a9c", "s-1", "sess_9")
+
+
+@pytest.mark.parametrize("query", [
+    {"PROLIFIC_PID": "<script>"}, {"STUDY_ID": "a%20b"}, {"SESSION_ID": "x" * 65}, {"PROLIFIC_PID": "a%00"},
+])
+def test_unreadable_recruitment_ids_get_a_clear_400_page(client, study, query):
+    response = client.get(url("landing", study, **query))
+    assert response.status_code == 400
+    assert "This link is incomplete" in response.content.decode()
+    assert client.post(url("consent", study), {"decision": "agree"}).status_code == 302
+    assert Participant.objects.get().prolific_pid == ""
+
+
+def test_the_same_prolific_pid_on_another_browser_resumes_the_same_participant(client, study):
+    participant = start(client, study, PROLIFIC_PID="returning")
+    answer(client, study)
+    elsewhere = Client()
+    assert elsewhere.get(url("landing", study, PROLIFIC_PID="returning"))["Location"] == url("trial", study)
+    assert elsewhere.get(url("trial", study)).context["assignment"].position == 2
+    assert Participant.objects.get() == participant
+
+
+def test_a_new_prolific_pid_on_a_used_browser_is_a_new_participant(client, study):
+    first = start(client, study, PROLIFIC_PID="first")
+    assert client.get(url("landing", study, PROLIFIC_PID="second")).status_code == 200
+    second = consent(client, study, PROLIFIC_PID="second")
+    assert second != first and second.prolific_pid == "second"
+
+
+def test_two_consents_with_one_prolific_pid_make_one_participant(client, study):
+    first = consent(client, study, PROLIFIC_PID="twice")
+    again = Client()
+    again.get(url("landing", study))
+    session = again.session
+    session[f"ratings.recruitment.{study.pk}"] = {"prolific_pid": "twice", "external_study_id": "",
+                                                  "external_session_id": ""}
+    session.save()
+    again.post(url("consent", study), {"decision": "agree"})
+    assert list(Participant.objects.all()) == [first]
+
+
+def test_a_server_restart_loses_nothing(client, study):
+    """Sessions live in the database: a new client with the same cookie is the same participant."""
+    participant = start(client, study)
+    answer(client, study, "real")
+    answer(client, study, "fake")
+    restarted = Client()
+    restarted.cookies = client.cookies
+    assert restarted.get(url("landing", study))["Location"] == url("trial", study)
+    assert restarted.get(url("trial", study)).context["assignment"].position == 3
+    assert list(participant.ratings.values_list("position", "grade")) == [(1, "real"), (2, "fake")]
+
+
+def test_starting_twice_keeps_the_first_sequence(client, study):
+    participant = start(client, study)
+    sequence = list(participant.assignments.values_list("stimulus", flat=True))
+    assert client.post(url("instructions", study))["Location"] == url("trial", study)
+    assert list(participant.assignments.values_list("stimulus", flat=True)) == sequence
+
+
+def test_the_done_page_gives_the_completion_code(client, study):
+    start(client, study)
+    participant = finish(client, study)
+    assert participant.finished is not None
+    response = client.get(url("trial", study), follow=True)
+    assert response.redirect_chain == [(url("done", study), 302)]
+    page = response.content.decode()
+    assert "C0DE42" in page and "You can close this page now" in page
+    assert participant.ratings.count() == 5
+
+
+def test_the_done_page_links_back_to_the_recruitment_site(client, study):
+    study.completion_url = "https://app.prolific.com/submissions/complete?cc=C0DE42"
+    study.save()
+    start(client, study)
+    finish(client, study)
+    page = client.get(url("done", study)).content.decode()
+    assert 'href="https://app.prolific.com/submissions/complete?cc=C0DE42"' in page
+
+
+def test_a_finished_participant_cannot_start_again(client, study):
+    start(client, study, PROLIFIC_PID="done1")
+    finish(client, study)
+    for name in ("landing", "consent", "instructions", "trial"):
+        assert client.get(url(name, study))["Location"] == url("done", study), name
+    assert client.post(url("instructions", study))["Location"] == url("done", study)
+    assert Client().get(url("landing", study, PROLIFIC_PID="done1"))["Location"] == url("done", study)
+    assert Participant.objects.count() == 1 and Rating.objects.count() == 5
+
+
+def test_a_finished_participant_gets_their_code_after_the_study_closes(client, study):
+    start(client, study)
+    finish(client, study)
+    study.is_open = False
+    study.save()
+    assert client.get(url("landing", study))["Location"] == url("done", study)
+    assert "C0DE42" in client.get(url("done", study)).content.decode()
+
+
+@pytest.mark.parametrize("name", ["landing", "consent", "instructions", "trial"])
+def test_a_closed_study_says_so_to_newcomers(client, study, name):
+    study.is_open = False
+    study.save()
+    response = client.get(url(name, study), follow=True)
+    assert response.status_code == 403
+    assert "This study is closed" in response.content.decode()
+
+
+@pytest.mark.parametrize("name", ["landing", "instructions", "trial"])
+def test_a_closed_study_says_so_to_participants_part_way_through(client, study, name):
+    start(client, study)
+    answer(client, study)
+    study.is_open = False
+    study.save()
+    response = client.get(url(name, study))
+    assert response.status_code == 403
+    assert "This study is closed" in response.content.decode()
+
+
+def test_a_closed_study_takes_no_consent_and_no_answers(client, study):
+    other = Client()
+    start(other, study)
+    study.is_open = False
+    study.save()
+    assert client.post(url("consent", study), {"decision": "agree"}).status_code == 403
+    assert answer(other, study, position=1).status_code == 403
+    assert Participant.objects.count() == 1 and not Rating.objects.exists()
+
+
+def test_a_study_without_stimuli_is_closed_to_participants(client, make_study):
+    empty = make_study(slug="empty", real=0, generated=0, attention=0)
+    consent(client, empty)
+    response = client.post(url("instructions", empty))
+    assert response.status_code == 403 and "This study is closed" in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/s/nope/", "/s/nope/consent/", "/s/nope/trial/", "/s/nope/done/"])
+def test_an_unknown_study_gets_a_clear_404_page(client, study, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "Study not found" in response.content.decode()
+
+
+@pytest.mark.parametrize("name", ["landing", "declined", "done"])
+def test_pages_that_take_no_answers_refuse_posts(client, study, name):
+    assert client.post(url(name, study)).status_code == 405
