@@ -33,7 +33,19 @@ class ConsentForm(forms.Form):
 
 
 class TrialForm(forms.Form):
+    """One answer, exactly as the trial page posts it: a post with other fields, or with a field
+    given twice, was not sent by the page and is refused whole."""
+
     position = forms.IntegerField(min_value=1, max_value=MAX_POSITION)
     grade = forms.ChoiceField(choices=Rating.Grade.choices)
     # Missing when the browser runs no JavaScript: the grade is kept without a time.
     response_ms = forms.IntegerField(required=False, min_value=0, max_value=MAX_RESPONSE_MS)
+
+    posted_fields = {"csrfmiddlewaretoken", "position", "grade", "response_ms"}
+
+    def clean(self):
+        if set(self.data) - self.posted_fields:
+            raise forms.ValidationError("The answer carries fields the page does not send.")
+        if any(len(values) > 1 for _, values in self.data.lists()):
+            raise forms.ValidationError("The answer gives a field more than once.")
+        return super().clean()

@@ -1,0 +1,193 @@
+"""The trial page and the answers posted to it: what is stored, and that tampered, repeated or
+unreadable posts store nothing and never get a 500."""
+
+import re
+
+import pytest
+from django.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ratings.forms import MAX_RESPONSE_MS
+from ratings.models import Rating, Stimulus
+from tests.participant_steps import answer, shown_position, start, url
+
+
+@pytest.fixture
+def study(make_study):
+    return make_study(slug="pilot", items_per_participant=4, attention=1)
+
+
+@pytest.fixture
+def participant(client, study):
+    return start(client, study)
+
+
+def test_the_trial_page_shows_one_sketch_three_buttons_and_the_progress(client, study, participant):
+    response = client.get(url("trial", study))
+    page = response.content.decode()
+    first = participant.assignments.get(position=1).stimulus
+    assert page.count("<img ") == 1
+    assert f'src="/i/{first.public_id}.png" alt="sketch"' in page
+    buttons = re.findall(r'<button name="grade" value="(\w+)" aria-keyshortcuts="(\d)">([^<]+) <kbd', page)
+    assert buttons == [("real", "1", "Real"), ("possibly_real", "2", "Possibly real"), ("fake", "3", "Fake")]
+    assert "<span>1 / 5</span>" in page
+    assert 'name="csrfmiddlewaretoken"' in page
+
+
+def test_an_answer_is_stored_with_its_time_and_the_next_sketch_follows(client, study, participant):
+    response = answer(client, study, "possibly_real", response_ms=2150)
+    assert response.status_code == 302 and response["Location"] == url("trial", study)
+    rating = Rating.objects.get()
+    first = participant.assignments.get(position=1)
+    assert (rating.participant, rating.stimulus, rating.position, rating.grade, rating.response_ms) == (
+        participant, first.stimulus, 1, "possibly_real", 2150)
+    assert shown_position(client, study) == 2
+    assert "<span>2 / 5</span>" in client.get(url("trial", study)).content.decode()
+
+
+def test_an_answer_without_javascript_is_kept_without_a_time(client, study, participant):
+    client.post(url("trial", study), {"position": 1, "grade": "fake"})
+    assert Rating.objects.get().response_ms is None
+
+
+def test_the_same_answer_posted_twice_is_stored_once(client, study, participant):
+    first = answer(client, study, "real", position=1)
+    again = answer(client, study, "real", position=1)
+    assert first["Location"] == again["Location"] == url("trial", study)
+    assert Rating.objects.count() == 1
+    assert shown_position(client, study) == 2
+
+
+def test_a_second_answer_to_a_graded_sketch_does_not_change_it(client, study, participant):
+    answer(client, study, "real", position=1)
+    answer(client, study, "fake", position=1)
+    assert list(Rating.objects.values_list("position", "grade")) == [(1, "real")]
+
+
+def test_a_sketch_not_shown_yet_cannot_be_answered(client, study, participant):
+    response = answer(client, study, position=3)
+    assert response.status_code == 409
+    assert "Nothing was recorded" in response.content.decode()
+    assert not Rating.objects.exists()
+
+
+@pytest.mark.parametrize("change", [
+    {"grade": "maybe"}, {"grade": "Real"}, {"grade": ""}, {"grade": "attention"},
+    {"position": 6}, {"position": 0}, {"position": -1}, {"position": "1.5"}, {"position": "one"},
+    {"position": "1; DROP TABLE"}, {"position": "9" * 5000},
+    {"response_ms": -1}, {"response_ms": MAX_RESPONSE_MS + 1}, {"response_ms": 10**30}, {"response_ms": "1e3"},
+    {"response_ms": "NaN"}, {"grade": "real\x00"},
+], ids=repr)
+def test_unreadable_answers_get_a_400_and_store_nothing(client, study, participant, change):
+    response = client.post(url("trial", study), {"position": 1, "grade": "real", "response_ms": 900, **change})
+    assert response.status_code == 400
+    assert "Nothing was recorded" in response.content.decode()
+    assert not Rating.objects.exists()
+
+
+@pytest.mark.parametrize("missing", ["position", "grade"])
+def test_answers_missing_a_field_get_a_400_and_store_nothing(client, study, participant, missing):
+    data = {"position": 1, "grade": "real", "response_ms": 900}
+    del data[missing]
+    assert client.post(url("trial", study), data).status_code == 400
+    assert not Rating.objects.exists()
+
+
+@pytest.mark.parametrize("extra", [
+    {"participant": "someone-else"}, {"stimulus": "1"}, {"source": "generated"}, {"grade": ["real", "fake"]},
+    {"position": [1, 2]},
+], ids=repr)
+def test_answers_with_fields_the_page_does_not_send_get_a_400_and_store_nothing(client, study, participant, extra):
+    data = {"position": 1, "grade": "real", "response_ms": 900, **extra}
+    assert client.post(url("trial", study), data).status_code == 400
+    assert not Rating.objects.exists()
+
+
+def test_an_answer_needs_the_csrf_token(study):
+    browser = Client(enforce_csrf_checks=True)
+    start_with_csrf(browser, study)
+    data = {"position": 1, "grade": "real", "response_ms": 900}
+    assert browser.post(url("trial", study), data).status_code == 403
+    assert browser.post(url("trial", study), {**data, "csrfmiddlewaretoken": "x" * 64}).status_code == 403
+    assert not Rating.objects.exists()
+    token = csrf_token(browser.get(url("trial", study)))
+    assert browser.post(url("trial", study), {**data, "csrfmiddlewaretoken": token}).status_code == 302
+    assert Rating.objects.count() == 1
+
+
+def test_consent_needs_the_csrf_token(study):
+    browser = Client(enforce_csrf_checks=True)
+    browser.get(url("landing", study))
+    assert browser.post(url("consent", study), {"decision": "agree"}).status_code == 403
+    assert not study.participants.exists()
+
+
+def test_an_answer_without_a_participant_stores_nothing(client, study, participant):
+    stranger = Client()
+    response = answer(stranger, study, position=1)
+    assert response.status_code == 403 and "Your session has ended" in response.content.decode()
+    assert not Rating.objects.exists()
+
+
+def test_a_participant_of_one_study_cannot_answer_in_another(client, study, participant, make_study):
+    other = make_study(slug="other", items_per_participant=4, attention=1)
+    start(Client(), other)
+    assert answer(client, other, position=1).status_code == 403
+    assert not Rating.objects.exists()
+
+
+def test_attention_checks_are_answered_like_any_sketch(client, study, participant):
+    check = participant.assignments.get(stimulus__source=Stimulus.Source.ATTENTION)
+    for _ in range(check.position):
+        answer(client, study, "fake")
+    assert participant.ratings.get(position=check.position).stimulus == check.stimulus
+
+
+def test_the_trial_page_looks_the_same_for_every_kind_of_sketch(client, study, participant):
+    """Apart from the image's random id, the position and the CSRF token, every trial page is the
+    same page: nothing in it depends on a sketch's source or category."""
+    pages = {}
+    for assignment in participant.assignments.select_related("stimulus"):
+        page = client.get(url("trial", study)).content.decode()
+        pages[assignment.stimulus.source] = neutral(page, assignment)
+        answer(client, study)
+    assert set(pages) == {"real", "generated", "attention"}
+    assert len(set(pages.values())) == 1
+    words = re.sub(r'<div class="grades">.*?</div>', "", pages["real"], flags=re.S).lower()
+    for word in ("real", "generated", "attention", "circle", "square", "condition", "temperature"):
+        assert word not in words
+
+
+def neutral(page, assignment):
+    page = page.replace(assignment.stimulus.public_id, "ID")
+    page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "TOKEN", page)
+    page = page.replace(f'<progress value="{assignment.position}"', "<progress value=N")
+    page = page.replace(f'name="position" value="{assignment.position}"', "name=position value=N")
+    return page.replace(f"<span>{assignment.position} / ", "<span>N / ")
+
+
+def csrf_token(response):
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.content.decode()).group(1)
+
+
+def start_with_csrf(browser, study):
+    browser.get(url("landing", study))
+    token = csrf_token(browser.get(url("consent", study)))
+    browser.post(url("consent", study), {"decision": "agree", "csrfmiddlewaretoken": token})
+    token = csrf_token(browser.get(url("instructions", study)))
+    browser.post(url("instructions", study), {"csrfmiddlewaretoken": token})
+
+
+posted_values = st.one_of(st.text(st.characters(exclude_categories=["Cs"]), max_size=30), st.integers().map(str), st.sampled_from(["real", "fake", "1", ""]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(["position", "grade", "response_ms", "junk"]), posted_values))
+def test_no_post_gets_a_server_error(client, study, participant, data):
+    before = Rating.objects.count()
+    response = client.post(url("trial", study), data)
+    assert response.status_code < 500
+    if response.status_code >= 400:
+        assert Rating.objects.count() == before
+    assert Rating.objects.count() <= before + 1
