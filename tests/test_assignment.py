@@ -1,0 +1,98 @@
+"""The sequence a participant gets when they start: balanced between real and generated, over
+categories and conditions, least-assigned stimuli first, attention checks mixed in, random
+order fixed in the database."""
+
+from collections import Counter
+
+from django.utils import timezone
+
+from ratings.models import Participant
+
+
+def sequence(study, token=None):
+    participant = Participant.objects.create(study=study, consented=timezone.now(),
+                                             **({"token": token} if token else {}))
+    participant.assign()
+    return [a.stimulus for a in participant.assignments.select_related("stimulus")]
+
+
+def cells(stimuli):
+    return Counter((s.source, s.category, s.condition_id) for s in stimuli if s.source != "attention")
+
+
+def test_half_real_half_generated_spread_evenly_over_categories(make_study):
+    study = make_study(items_per_participant=8, attention=2)
+    items = sequence(study)
+    assert Counter(s.source for s in items) == {"real": 4, "generated": 4, "attention": 2}
+    assert set(cells(items).values()) == {2} and len(cells(items)) == 4
+    assert len(set(items)) == len(items)
+
+
+def test_generated_sketches_are_spread_over_conditions_too(make_study):
+    study = make_study(items_per_participant=8, temperatures=(0.3, 0.8), attention=0)
+    items = sequence(study)
+    generated = [s for s in items if s.source == "generated"]
+    assert len(generated) == 4
+    assert Counter((s.condition.temperature, s.category) for s in generated) == {
+        (0.3, "circle"): 1, (0.3, "square"): 1, (0.8, "circle"): 1, (0.8, "square"): 1}
+
+
+def test_an_odd_count_differs_by_one_between_real_and_generated(make_study):
+    study = make_study(items_per_participant=5, attention=0)
+    counts = Counter(s.source for s in sequence(study))
+    assert sorted(counts.values()) == [2, 3]
+
+
+def test_with_too_few_generated_sketches_the_session_stays_balanced(make_study):
+    study = make_study(items_per_participant=20, real=4, generated=2, attention=0)
+    items = sequence(study)
+    assert Counter(s.source for s in items) == {"real": 4, "generated": 4}
+    assert set(cells(items).values()) == {2}
+
+
+def test_the_least_assigned_stimuli_come_first(make_study):
+    study = make_study(items_per_participant=4, real=4, generated=4, attention=0)
+    for _ in range(4):
+        sequence(study)
+    per_stimulus = Counter(a.stimulus_id for p in study.participants.all() for a in p.assignments.all())
+    assert len(per_stimulus) == 16 and set(per_stimulus.values()) == {1}
+    sequence(study)
+    assert sorted(Counter(a.stimulus_id for p in study.participants.all()
+                          for a in p.assignments.all()).values()) == [1] * 12 + [2] * 4
+
+
+def test_attention_checks_are_mixed_in_with_the_configured_count(make_study):
+    study = make_study(items_per_participant=6, attention=3)
+    for token in ("first", "second", "third", "fourth"):
+        items = sequence(study, token)
+        checks = [position for position, s in enumerate(items, start=1) if s.source == "attention"]
+        assert len(checks) == 3 and len({items[p - 1] for p in checks}) == 3
+        assert 1 not in checks and len(items) == 6 + 3
+
+
+def test_fewer_attention_checks_than_the_study_has(make_study):
+    study = make_study(items_per_participant=4, attention=3)
+    study.attention_checks = 1
+    study.save()
+    assert Counter(s.source for s in sequence(study))["attention"] == 1
+
+
+def test_the_order_is_shuffled_per_participant(make_study):
+    study = make_study(items_per_participant=8, attention=2)
+    orders = [tuple(s.source for s in sequence(study, f"token-{n}")) for n in range(6)]
+    assert len(set(orders)) > 1
+    assert all(order != tuple(sorted(order)) for order in orders)
+
+
+def test_assigning_twice_changes_nothing(make_study):
+    study = make_study(items_per_participant=4, attention=1)
+    participant = Participant.objects.create(study=study)
+    participant.assign()
+    first = list(participant.assignments.values_list("position", "stimulus"))
+    participant.assign()
+    assert list(participant.assignments.values_list("position", "stimulus")) == first
+
+
+def test_a_study_without_stimuli_assigns_nothing(make_study):
+    study = make_study(real=0, generated=0, attention=0)
+    assert sequence(study) == []
