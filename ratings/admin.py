@@ -44,17 +44,14 @@ class StudyAdmin(admin.ModelAdmin):
     def rating_count(self, study):
         return Rating.objects.filter(participant__study=study).count()
 
-    def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return self.readonly_fields
-
-        # Made per request, since the link needs the site's address (the admin is shared).
-        @admin.display(description="Recruitment link (Prolific placeholders)")
-        def recruitment_link(study):
-            url = request.build_absolute_uri(study.get_absolute_url())
-            return f"{url}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}&SESSION_ID={{{{%SESSION_ID%}}}}"
-
-        return [recruitment_link, *self.readonly_fields]
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The link needs the site's address, which only the request knows: it goes into the
+        # page's context (admin/ratings/study/change_form.html), not into the shared admin.
+        if obj is not None:
+            url = request.build_absolute_uri(obj.get_absolute_url())
+            context["recruitment_link"] = (
+                f"{url}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}&SESSION_ID={{{{%SESSION_ID%}}}}")
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -1,0 +1,73 @@
+"""The admin, for staff only: studies, stimuli with thumbnails, participants and ratings."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from ratings.models import Stimulus
+from tests.participant_steps import answer, start
+
+LISTS = ["study", "stimulus", "participant", "rating", "condition"]
+
+
+@pytest.fixture
+def study(make_study):
+    study = make_study(slug="pilot", items_per_participant=4, attention=1)
+    participant_browser = Client()
+    start(participant_browser, study, PROLIFIC_PID="pid42")
+    answer(participant_browser, study, "possibly_real", response_ms=777)
+    return study
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("researcher", password="x", is_staff=True,
+                                                             is_superuser=True))
+    return client
+
+
+@pytest.mark.parametrize("model", LISTS)
+def test_staff_see_every_list(staff, study, model):
+    assert staff.get(reverse(f"admin:ratings_{model}_changelist")).status_code == 200
+
+
+@pytest.mark.parametrize("model", LISTS)
+def test_people_who_are_not_staff_are_sent_to_log_in(client, django_user_model, study, model):
+    client.force_login(django_user_model.objects.create_user("participant", password="x"))
+    response = client.get(reverse(f"admin:ratings_{model}_changelist"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("admin:login"))
+
+
+def test_the_stimulus_list_shows_thumbnails_staff_can_open(staff, study):
+    page = staff.get(reverse("admin:ratings_stimulus_changelist")).content.decode()
+    for stimulus in Stimulus.objects.filter(study=study):
+        assert f'<img src="{stimulus.get_absolute_url()}" alt="sketch"' in page
+        assert staff.get(stimulus.get_absolute_url()).status_code == 200
+
+
+def test_the_lists_show_participants_and_their_ratings(staff, study):
+    participants = staff.get(reverse("admin:ratings_participant_changelist")).content.decode()
+    assert "pid42" in participants
+    ratings = staff.get(reverse("admin:ratings_rating_changelist")).content.decode()
+    assert "possibly_real" in ratings or "Possibly real" in ratings
+    assert "777" in ratings
+
+
+def test_the_study_page_gives_the_recruitment_link(staff, study):
+    page = staff.get(reverse("admin:ratings_study_change", args=[study.pk])).content.decode()
+    assert "http://testserver/s/pilot/?PROLIFIC_PID={{%PROLIFIC_PID%}}&amp;STUDY_ID={{%STUDY_ID%}}" in page
+
+
+def test_the_add_page_opens(staff, study):
+    assert staff.get(reverse("admin:ratings_study_add")).status_code == 200
+
+
+def test_more_attention_checks_set_in_the_admin_are_made_for_the_next_participant(staff, study):
+    fields = {"slug": "pilot", "title": "Pilot", "instructions": study.instructions,
+              "consent_text": study.consent_text, "items_per_participant": 4, "attention_checks": 3,
+              "is_open": "on", "completion_code": "XYZ", "completion_url": ""}
+    response = staff.post(reverse("admin:ratings_study_change", args=[study.pk]), fields)
+    assert response.status_code == 302
+    study.refresh_from_db()
+    assert (study.title, study.completion_code, study.attention_checks) == ("Pilot", "XYZ", 3)
+    assert study.stimuli.filter(source=Stimulus.Source.ATTENTION).count() == 3
