@@ -139,28 +139,38 @@ class LayerNormLSTM(nn.Module):
         g, b, t, _ = x.shape
         return torch.bmm(x.reshape(g, b * t, -1), self.w_ih).view(g, b, t, -1)
 
-    def step(self, x_proj, h, c):
-        """One step from projected input (G, B, 4H) and state (G, B, H) each."""
-        gates = x_proj + torch.bmm(h, self.w_hh)
+    def step(self, x_proj, h, c, keep=None):
+        """One step from projected input (G, B, 4H) and state (G, B, H) each; `keep` is the
+        candidate's recurrent-dropout mask (already divided by the keep rate), or None."""
+        gates = torch.baddbmm(x_proj, h, self.w_hh)
         shape = gates.shape
         gates = F.layer_norm(gates.view(*shape[:2], 4, self.hidden_size), (self.hidden_size,))
-        gates = gates * self.gate_gain + self.gate_bias
+        gates = torch.addcmul(self.gate_bias, gates, self.gate_gain)
         i, f, j, o = gates.unbind(2)
         candidate = torch.tanh(j)
-        if self.training and self.dropout > 0:
-            candidate = F.dropout(candidate, self.dropout, training=True)
-        c = c * torch.sigmoid(f) + torch.sigmoid(i) * candidate
-        c_norm = F.layer_norm(c, (self.hidden_size,)) * self.cell_gain + self.cell_bias
+        if keep is not None:
+            candidate = candidate * keep
+        c = torch.addcmul(c * torch.sigmoid(f), torch.sigmoid(i), candidate)
+        c_norm = torch.addcmul(self.cell_bias, F.layer_norm(c, (self.hidden_size,)), self.cell_gain)
         h = torch.tanh(c_norm) * torch.sigmoid(o)
         return h, c
+
+    def dropout_masks(self, steps, like):
+        """Recurrent-dropout masks for `steps` steps, drawn in one call (one per step is slow),
+        or Nones when not training."""
+        if not (self.training and self.dropout > 0):
+            return [None] * steps
+        keep = 1 - self.dropout
+        return (torch.empty(steps, *like.shape, device=like.device).bernoulli_(keep) / keep).unbind(0)
 
     def forward(self, x, state):
         """x (G, B, T, in) -> outputs (G, B, T, H), final state ((G, B, H), (G, B, H))."""
         h, c = state
         outputs = []
         # unbind, not indexing: each index's backward would fill a whole zero tensor (O(T^2)).
-        for x_proj in self.project_inputs(x).unbind(2):
-            h, c = self.step(x_proj, h, c)
+        x_projs = self.project_inputs(x).unbind(2)
+        for x_proj, keep in zip(x_projs, self.dropout_masks(len(x_projs), h)):
+            h, c = self.step(x_proj, h, c, keep)
             outputs.append(h)
         return torch.stack(outputs, dim=2), (h, c)
 
