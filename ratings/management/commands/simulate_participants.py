@@ -1,0 +1,75 @@
+from urllib.parse import urlsplit
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ratings.models import Study
+from ratings.simulation import PID_PREFIX, POLICIES, ServerTransport, Simulation, SimulationError, TestClientTransport
+
+from .study_report import positive
+
+
+def root_url(value):
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
+        raise ValueError(value)
+    return value
+
+
+class Command(BaseCommand):
+    help = (
+        "Dry-run a study before recruiting anyone: N simulated participants go through the participant "
+        "pages over HTTP (recruitment link, consent, instructions, every sketch with its attention checks, "
+        "finish page, CSRF tokens included), so every view, check and database write of a real session "
+        "happens. Then it prints how many finished, how many ratings were stored and how many attention "
+        "checks were passed. Requests go through Django's test client in this process, or with --url to a "
+        "running server that uses this installation's database. Simulated participants' PROLIFIC_PID starts "
+        f"with {PID_PREFIX}; their ratings count in the study's results until you delete them in the admin "
+        f"(Participants, search {PID_PREFIX})."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--study", required=True, help="the study's slug")
+        parser.add_argument("--n", type=positive, required=True, help="how many participants to simulate")
+        parser.add_argument("--policy", choices=sorted(POLICIES), default="random",
+                            help="how they grade: random (any grade, attention checks too, like an "
+                                 "inattentive participant); always-real (every sketch Real, attention checks "
+                                 "Fake); oracle (the truth: real sketches Real, generated sketches and "
+                                 "attention checks Fake). Default: random")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="seed of the random grades and of the simulated response times (default 0)")
+        parser.add_argument("--url", type=root_url, metavar="URL",
+                            help="root of a running server to send the requests to, e.g. http://127.0.0.1:8000 "
+                                 "(its ALLOWED_HOSTS must accept the host); default: Django's test client")
+
+    def handle(self, *args, **opts):
+        study = self.open_study(opts["study"])
+        transport = ServerTransport(opts["url"]) if opts["url"] else TestClientTransport()
+        simulation = Simulation(study, opts["policy"], opts["seed"], transport)
+        try:
+            summary = simulation.run(opts["n"])
+        except SimulationError as error:
+            raise CommandError(str(error)) from None
+        except OSError as error:  # URLError included: refused, unknown host, timed out
+            if not opts["url"]:
+                raise
+            raise CommandError(f"Could not reach {opts['url']}: {getattr(error, 'reason', error)}") from None
+        self.stdout.write(
+            f"Simulated {summary.participants} participants on study {study.slug} through {transport.label} "
+            f"(policy {opts['policy']}, seed {opts['seed']}).\n"
+            f"  Finished: {summary.finished} of {summary.participants}\n"
+            f"  Ratings stored: {summary.ratings} (attention checks among them: {summary.attention_checks})\n"
+            f"  Attention checks passed: {summary.attention_passed} of {summary.attention_checks}\n"
+            f"Their PROLIFIC_PID starts with {PID_PREFIX}: delete them in the admin before recruiting."
+        )
+
+    @staticmethod
+    def open_study(slug):
+        """The study, if participants can take it now."""
+        study = Study.objects.filter(slug=slug).first()
+        if study is None:
+            raise CommandError(f"No study with slug {slug!r}.")
+        if not study.is_open:
+            raise CommandError(f"Study {slug} is closed; open it in the admin to dry-run it.")
+        if not study.stimuli.exists():
+            raise CommandError(f"Study {slug} has no stimuli yet; make them with generate_samples.")
+        return study

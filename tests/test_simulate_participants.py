@@ -1,0 +1,137 @@
+import socket
+import subprocess
+import sys
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from ratings.management.commands.simulate_participants import Command
+from ratings.models import Participant, Rating
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def study(make_study):
+    return make_study(slug="pilot", items_per_participant=4, attention=1)
+
+
+def simulate(*args):
+    out = StringIO()
+    call_command("simulate_participants", "--study", "pilot", *args, stdout=out)
+    return out.getvalue()
+
+
+def grades_by_source():
+    return {(r.stimulus.source, r.grade) for r in Rating.objects.select_related("stimulus")}
+
+
+def test_oracle_participants_finish_with_the_true_grades(study):
+    text = simulate("--n", "3", "--policy", "oracle")
+    assert "Simulated 3 participants on study pilot through Django's test client (policy oracle, seed 0)" in text
+    assert "Finished: 3 of 3" in text
+    assert "Ratings stored: 15 (attention checks among them: 3)" in text
+    assert "Attention checks passed: 3 of 3" in text
+    assert grades_by_source() == {("real", "real"), ("generated", "fake"), ("attention", "fake")}
+    for participant in Participant.objects.all():
+        assert participant.finished is not None and participant.consented is not None
+        assert participant.prolific_pid.startswith("SIMULATED-") and participant.external_study_id == "SIMULATED"
+        assert participant.external_session_id
+        assert [r.position for r in participant.ratings.all()] == [1, 2, 3, 4, 5]
+    assert all(500 <= ms <= 5000 for ms in Rating.objects.values_list("response_ms", flat=True))
+
+
+def test_always_real_participants_still_pass_the_attention_checks(study):
+    text = simulate("--n", "2", "--policy", "always-real")
+    assert "Attention checks passed: 2 of 2" in text
+    assert grades_by_source() == {("real", "real"), ("generated", "real"), ("attention", "fake")}
+
+
+def test_random_grades_follow_the_seed(study, make_study):
+    simulate("--n", "2", "--seed", "7")
+    first = list(Rating.objects.order_by("participant", "position").values_list("grade", "response_ms"))
+    Rating.objects.all().delete()
+    simulate("--n", "2", "--seed", "7")
+    assert list(Rating.objects.order_by("participant", "position").values_list("grade", "response_ms")) == first
+    assert {grade for grade, _ in first} == {"real", "possibly_real", "fake"}
+    Rating.objects.all().delete()
+    simulate("--n", "2", "--seed", "8")
+    assert list(Rating.objects.order_by("participant", "position").values_list("grade", "response_ms")) != first
+
+
+def test_random_is_the_default_policy(study):
+    assert "(policy random, seed 0)" in simulate("--n", "1")
+
+
+def test_the_test_client_works_whatever_the_allowed_hosts(study, settings):
+    settings.ALLOWED_HOSTS = [".study.example.org"]
+    assert "Finished: 1 of 1" in simulate("--n", "1")
+
+
+def test_a_running_server_at_url(study, live_server):
+    text = simulate("--n", "2", "--policy", "oracle", "--url", live_server.url + "/")
+    assert f"through {live_server.url} (policy oracle" in text
+    assert "Finished: 2 of 2" in text and "Ratings stored: 10" in text
+    assert Rating.objects.count() == 10
+
+
+def test_an_unreachable_url_is_a_clear_error(study):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    with pytest.raises(CommandError, match=rf"Could not reach http://127.0.0.1:{port}: .*refused"):
+        simulate("--n", "1", "--url", f"http://127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8000", "ftp://host", "http://host/s/pilot/"])
+def test_url_must_be_a_sites_root(study, url):
+    with pytest.raises(CommandError, match="invalid root_url value"):
+        simulate("--n", "1", "--url", url)
+
+
+def test_a_failing_step_names_the_participant_and_the_page(study):
+    for stimulus in study.stimuli.all():
+        stimulus.image_path.unlink()
+    with pytest.raises(CommandError, match=r"^Participant 1 of 2: The sketch /i/[\w-]+\.png did not load \(HTTP 404\)$"):
+        simulate("--n", "2")
+
+
+def test_an_unknown_study(study):
+    with pytest.raises(CommandError, match="No study with slug 'nope'"):
+        call_command("simulate_participants", "--study", "nope", "--n", "1")
+
+
+def test_a_closed_study(study):
+    study.is_open = False
+    study.save()
+    with pytest.raises(CommandError, match="Study pilot is closed"):
+        simulate("--n", "1")
+    assert not Participant.objects.exists()
+
+
+def test_a_study_without_stimuli(make_study):
+    make_study(slug="pilot", real=0, generated=0, attention=0)
+    with pytest.raises(CommandError, match="has no stimuli yet; make them with generate_samples"):
+        simulate("--n", "1")
+
+
+@pytest.mark.parametrize("args", [["--n", "0"], ["--n", "x"], ["--n", "1", "--policy", "lazy"], []])
+def test_bad_arguments(study, args):
+    with pytest.raises(CommandError):
+        simulate(*args)
+
+
+def test_help_explains_every_option():
+    text = " ".join(Command().create_parser("manage.py", "simulate_participants").format_help().split())
+    assert "Dry-run a study before recruiting anyone" in text
+    assert "--policy {always-real,oracle,random}" in text
+    for phrase in ("--study STUDY the study's slug", "--n N how many participants to simulate",
+                   "oracle (the truth: real sketches Real", "--seed SEED seed of the random grades",
+                   "--url URL root of a running server", "SIMULATED-"):
+        assert phrase in text
+
+
+def test_the_command_does_not_import_torch():
+    code = ("import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'studysite.settings'; django.setup(); "
+            "import ratings.management.commands.simulate_participants; sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
