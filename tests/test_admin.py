@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from ratings.models import Stimulus
+from ratings.models import Rating, Stimulus
 from tests.participant_steps import answer, start
 
 LISTS = ["study", "stimulus", "participant", "rating", "condition"]
@@ -71,3 +71,10 @@ def test_more_attention_checks_set_in_the_admin_are_made_for_the_next_participan
     study.refresh_from_db()
     assert (study.title, study.completion_code, study.attention_checks) == ("Pilot", "XYZ", 3)
     assert study.stimuli.filter(source=Stimulus.Source.ATTENTION).count() == 3
+
+
+def test_staff_can_delete_a_participant_with_their_ratings(staff, study):
+    participant = study.participants.get()
+    response = staff.post(reverse("admin:ratings_participant_delete", args=[participant.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not study.participants.exists() and not Rating.objects.exists()

@@ -104,8 +104,9 @@ def test_two_consents_with_one_prolific_pid_make_one_participant(client, study):
     assert list(Participant.objects.all()) == [first]
 
 
-def test_a_server_restart_loses_nothing(client, study):
+def test_a_server_restart_loses_nothing(client, study, settings):
     """Sessions live in the database: a new client with the same cookie is the same participant."""
+    assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.db"
     participant = start(client, study)
     answer(client, study, "real")
     answer(client, study, "fake")

@@ -46,6 +46,13 @@ def test_an_answer_is_stored_with_its_time_and_the_next_sketch_follows(client, s
     assert "<span>2 / 5</span>" in client.get(url("trial", study)).content.decode()
 
 
+def test_a_reload_shows_the_same_sketch(client, study, participant):
+    answer(client, study)
+    first, again = client.get(url("trial", study)), client.get(url("trial", study))
+    assert first.context["assignment"] == again.context["assignment"]
+    assert first.context["assignment"].position == 2
+
+
 def test_an_answer_without_javascript_is_kept_without_a_time(client, study, participant):
     client.post(url("trial", study), {"position": 1, "grade": "fake"})
     assert Rating.objects.get().response_ms is None
