@@ -6,6 +6,8 @@ scaling and centring, a white background, no text, and no metadata chunks in the
 import io
 
 import cairosvg
+import cairosvg.parser
+import cairosvg.surface
 import numpy as np
 from PIL import Image
 
@@ -50,11 +52,19 @@ def sketch_svg(stroke3, size=CANVAS):
 
 
 def svg_to_png(svg):
-    """SVG -> 8-bit greyscale PNG bytes with no ancillary chunks (no text, time or size info)."""
-    rgba = cairosvg.svg2png(bytestring=svg.encode("utf-8"))
-    image = Image.open(io.BytesIO(rgba)).convert("L")
+    """SVG -> 8-bit greyscale PNG bytes with no ancillary chunks (no text, time or size info).
+
+    cairosvg draws into an image surface whose pixels go straight to Pillow: letting cairo
+    encode an RGBA PNG only for Pillow to decode it again took half the time."""
+    surface = cairosvg.surface.PNGSurface(cairosvg.parser.Tree(bytestring=svg.encode("utf-8")), None, 96)
+    pixels = surface.cairo
+    pixels.flush()
+    size = (pixels.get_width(), pixels.get_height())
+    # cairo's ARGB32 is premultiplied and native-endian (BGRA bytes); the canvas is opaque.
+    image = Image.frombuffer("RGBA", size, bytes(pixels.get_data()), "raw", "BGRA", pixels.get_stride(), 1)
+    surface.finish()
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=False, compress_level=6)
+    image.convert("L").save(out, format="PNG", optimize=False, compress_level=6)
     return out.getvalue()
 
 
