@@ -272,9 +272,12 @@ class Participant(models.Model):
         assignment = self.assignments.filter(position=position).first()
         if assignment is None:
             raise NotAssigned(position)
-        if self.ratings.filter(stimulus_id=assignment.stimulus_id).exists():
+        # Every item before the next unrated one is rated: one look-up tells "rated already" from
+        # "not shown yet", leaving no gap between two checks for a concurrent twin post to commit in.
+        next_up = self.next_assignment()
+        if next_up is None or position < next_up.position:
             return False
-        if self.next_assignment().position != position:
+        if position > next_up.position:
             raise OutOfOrder(position)
         try:
             with transaction.atomic():

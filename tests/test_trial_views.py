@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ratings.forms import MAX_RESPONSE_MS
-from ratings.models import Rating, Stimulus
+from ratings.models import Participant, Rating, Stimulus
 from tests.participant_steps import answer, shown_position, start, url
 
 
@@ -70,6 +70,31 @@ def test_a_second_answer_to_a_graded_sketch_does_not_change_it(client, study, pa
     answer(client, study, "real", position=1)
     answer(client, study, "fake", position=1)
     assert list(Rating.objects.values_list("position", "grade")) == [(1, "real")]
+
+
+@pytest.mark.parametrize("last", [False, True], ids=["middle", "last"])
+@pytest.mark.parametrize("lands", ["before", "after"])
+def test_a_double_post_racing_its_twin_stores_one_rating(client, study, participant, monkeypatch, last, lands):
+    """Two posts of one answer at once (a double click without JavaScript): the twin's rating is
+    committed while this post is between its checks, `before` or `after` it looks for the next item."""
+    position = 5 if last else 1
+    for _ in range(position - 1):
+        answer(client, study)
+    twin = participant.assignments.get(position=position)
+    look_up_next = Participant.next_assignment
+
+    def racing_next_assignment(self):
+        if lands == "before":
+            Rating.objects.get_or_create(participant=self, stimulus=twin.stimulus, grade="real", position=position)
+        found = look_up_next(self)
+        if lands == "after":
+            Rating.objects.get_or_create(participant=self, stimulus=twin.stimulus, grade="real", position=position)
+        return found
+
+    monkeypatch.setattr(Participant, "next_assignment", racing_next_assignment)
+    response = answer(client, study, "real", position=position)
+    assert response.status_code == 302
+    assert participant.ratings.filter(position=position).count() == 1
 
 
 def test_a_sketch_not_shown_yet_cannot_be_answered(client, study, participant):
