@@ -24,6 +24,12 @@ class Samples:
         return len(self.strokes)
 
 
+def is_degenerate(strokes, ended):
+    """The rule of generate_samples --reject-degenerate: an empty sketch, or one that hit the length limit
+    without ending."""
+    return len(strokes) == 0 or not ended
+
+
 def sample_next(params, temperature, generator=None):
     """One row of stroke-5 per batch element from the mixture parameters of one step."""
     log_pi = params["log_pi"]

@@ -21,7 +21,7 @@ from ratings.models import Condition, Stimulus
 
 from .data import load_category, load_sketch_data
 from .render import sketch_png
-from .sample import encode, sample
+from .sample import encode, is_degenerate, sample
 
 SAMPLE_CHUNK = 100  # samples drawn per batched pass; part of what makes sample i reproducible
 MAX_ATTEMPTS_PER_SKETCH = 20  # with --reject-degenerate, give up after this many samples per sketch
@@ -34,12 +34,6 @@ class StimulusError(Exception):
 def category_seed(seed, category, *extra):
     """A numpy/torch seed for one category's stream, stable across runs and machines."""
     return [seed, zlib.crc32(category.encode()), *extra]
-
-
-def is_degenerate(strokes, ended):
-    """The rule of --reject-degenerate: an empty sketch, or one that hit the length limit
-    without ending."""
-    return len(strokes) == 0 or not ended
 
 
 @dataclass

@@ -1,0 +1,45 @@
+"""How often a trained model's samples are degenerate, per checkpoint and temperature: the share
+that never end within max length, the share that are empty (the --reject-degenerate rule of
+generate_samples), and the mean number of points (real test drawings for comparison).
+
+    python benchmarks/sample_quality.py fixtures/checkpoints/*.pt [--n 500] [--temperatures 0.2,0.5,0.8]
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from _common import ROOT  # noqa: F401  (puts the project on the path)
+
+from generator.checkpoint import load_model
+from generator.sample import is_degenerate, sample
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("checkpoints", nargs="+")
+    parser.add_argument("--n", type=int, default=500, help="samples per checkpoint and temperature")
+    parser.add_argument("--temperatures", default="0.2,0.5,0.8")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    temperatures = [float(t) for t in args.temperatures.split(",")]
+    print(f"{args.n} unconditional samples per row on {args.device}")
+    print(f"{'checkpoint':28s} {'tau':>4s} {'never end':>9s} {'empty':>6s} {'degenerate':>10s} {'points':>7s} {'s':>6s}")
+    for path in args.checkpoints:
+        model, payload = load_model(path, args.device)
+        for temperature in temperatures:
+            generator = torch.Generator(device=args.device).manual_seed(0)
+            start = time.perf_counter()
+            samples = sample(model, n=args.n, temperature=temperature, scale_factor=payload["scale_factor"],
+                             generator=generator, device=args.device)
+            seconds = time.perf_counter() - start
+            empty = np.mean([len(s) == 0 for s in samples.strokes])
+            degenerate = np.mean([is_degenerate(s, e) for s, e in zip(samples.strokes, samples.ended)])
+            points = np.mean([len(s) for s in samples.strokes])
+            print(f"{path[-28:]:28s} {temperature:4.1f} {1 - samples.ended.mean():9.1%} {empty:6.1%} "
+                  f"{degenerate:10.1%} {points:7.1f} {seconds:6.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The quick start's main command: `python manage.py demo` on the committed demo checkpoints."""
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from generator.checkpoint import load_checkpoint
+from ratings.models import Stimulus, Study
+
+COMMITTED_CHECKPOINTS = Path(settings.DEMO_CHECKPOINT_DIR)
+
+
+def run_demo():
+    out = StringIO()
+    call_command("demo", "--no-server", stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_demo_makes_the_study_from_the_committed_checkpoints(real_data_dir, settings):
+    settings.QUICKDRAW_DATA_DIR = real_data_dir
+    text = run_demo()
+
+    study = Study.objects.get(slug="demo")
+    categories = sorted({c for path in COMMITTED_CHECKPOINTS.glob("*.pt")
+                         for c in load_checkpoint(path)["config"]["categories"]})
+    stimuli = study.stimuli.exclude(source=Stimulus.Source.ATTENTION)
+    assert stimuli.filter(source="real").count() == 40
+    assert stimuli.filter(source="generated").count() == 40
+    assert sorted(set(stimuli.values_list("category", flat=True))) == categories
+    for image in stimuli.values_list("image", flat=True):
+        assert (settings.MEDIA_ROOT / image).is_file()
+
+    participant_url = f"http://127.0.0.1:8000{study.get_absolute_url()}"
+    assert f"Participants: {participant_url}" in text
+    assert "Researcher:   http://127.0.0.1:8000/researcher/demo/" in text
+    password = text.split("with password ")[1].split()[0]
+    client = Client()
+    assert client.login(username="researcher", password=password)
+    assert client.get("/researcher/demo/").status_code == 200
+    assert Client().get(study.get_absolute_url()).status_code == 200
+
+    # Run again (a second `make demo`): nothing is added and no second password is made.
+    again = run_demo()
+    assert study.stimuli.count() == Stimulus.objects.count()
+    assert stimuli.count() == 80
+    assert "with password" not in again
+
+
+@pytest.mark.django_db
+def test_demo_without_checkpoints_says_where_it_looked(settings, tmp_path):
+    settings.DEMO_CHECKPOINT_DIR = tmp_path
+    with pytest.raises(CommandError, match=f"no demo checkpoints in {tmp_path}"):
+        run_demo()
