@@ -19,7 +19,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from .attention import EXPECTED_GRADE as ATTENTION_ANSWER
+from .attention import EXPECTED_GRADE
 from .models import Rating, Stimulus
 
 PID_PREFIX = "SIMULATED-"
@@ -34,7 +34,7 @@ def random_grade(source, rng):
 
 def always_real_grade(source, rng):
     """Everything real, except the attention checks, which get the answer the instructions ask for."""
-    return ATTENTION_ANSWER if source == Stimulus.Source.ATTENTION else Rating.Grade.REAL
+    return EXPECTED_GRADE if source == Stimulus.Source.ATTENTION else Rating.Grade.REAL
 
 
 def oracle_grade(source, rng):
@@ -213,4 +213,4 @@ class Simulation:
         checks = ratings.filter(stimulus__source=Stimulus.Source.ATTENTION)
         return Summary(participants=len(self.pids), finished=participants.exclude(finished=None).count(),
                        ratings=ratings.count(), attention_checks=checks.count(),
-                       attention_passed=checks.filter(grade=ATTENTION_ANSWER).count())
+                       attention_passed=checks.filter(grade=EXPECTED_GRADE).count())
