@@ -20,7 +20,7 @@ from django.test import Client
 from django.urls import reverse
 
 from .attention import EXPECTED_GRADE
-from .models import Rating, Stimulus
+from .models import Participant, Rating, Stimulus
 
 PID_PREFIX = "SIMULATED-"
 RESPONSE_MS = (500, 5000)  # simulated answers take half a second to five seconds
@@ -43,6 +43,13 @@ def oracle_grade(source, rng):
 
 
 POLICIES = {"random": random_grade, "always-real": always_real_grade, "oracle": oracle_grade}
+
+
+def delete_simulated(study):
+    """Remove the study's simulated participants with their assignments and ratings, as a researcher
+    must before recruiting; returns how many participants and ratings went."""
+    _, removed = study.participants.filter(prolific_pid__startswith=PID_PREFIX).delete()
+    return removed.get(Participant._meta.label, 0), removed.get(Rating._meta.label, 0)
 
 
 @dataclass

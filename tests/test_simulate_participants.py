@@ -7,8 +7,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from ratings.management.commands.simulate_participants import Command
-from ratings.models import Participant, Rating
+from ratings.models import Assignment, Participant, Rating
 from tests.conftest import ROOT
+from tests.participant_steps import answer, start
 
 
 @pytest.fixture
@@ -16,9 +17,9 @@ def study(make_study):
     return make_study(slug="pilot", items_per_participant=4, attention=1)
 
 
-def simulate(*args):
+def simulate(*args, study="pilot"):
     out = StringIO()
-    call_command("simulate_participants", "--study", "pilot", *args, stdout=out)
+    call_command("simulate_participants", "--study", study, *args, stdout=out)
     return out.getvalue()
 
 
@@ -115,7 +116,37 @@ def test_a_study_without_stimuli(make_study):
         simulate("--n", "1")
 
 
-@pytest.mark.parametrize("args", [["--n", "0"], ["--n", "x"], ["--n", "1", "--policy", "lazy"], []])
+def test_delete_removes_the_studys_simulated_participants_and_nobody_else(study, make_study, client):
+    make_study(slug="other", items_per_participant=4, attention=1)
+    simulate("--n", "2", "--policy", "oracle")
+    simulate("--n", "1", study="other")
+    start(client, study, PROLIFIC_PID="5f3a9c")
+    answer(client, study)
+
+    text = simulate("--delete")
+    assert text == "Deleted 2 simulated participants of study pilot and their 10 ratings.\n"
+    assert list(Participant.objects.filter(study=study).values_list("prolific_pid", flat=True)) == ["5f3a9c"]
+    assert Rating.objects.filter(participant__study=study).count() == 1
+    assert Assignment.objects.filter(participant__study=study).count() == 5
+    assert Participant.objects.get(study__slug="other").prolific_pid.startswith("SIMULATED-")
+    assert simulate("--delete") == "Deleted 0 simulated participants of study pilot and their 0 ratings.\n"
+
+
+def test_delete_works_on_a_closed_study(study):
+    simulate("--n", "1")
+    study.is_open = False
+    study.save()
+    assert "Deleted 1 simulated participants" in simulate("--delete")
+    assert not Participant.objects.exists()
+
+
+def test_delete_needs_a_known_study(study):
+    with pytest.raises(CommandError, match="No study with slug 'nope'"):
+        simulate("--delete", study="nope")
+
+
+@pytest.mark.parametrize("args", [["--n", "0"], ["--n", "x"], ["--n", "1", "--policy", "lazy"], [],
+                                  ["--n", "1", "--delete"]])
 def test_bad_arguments(study, args):
     with pytest.raises(CommandError):
         simulate(*args)
@@ -127,7 +158,8 @@ def test_help_explains_every_option():
     assert "--policy {always-real,oracle,random}" in text
     for phrase in ("--study STUDY the study's slug", "--n N how many participants to simulate",
                    "oracle (the truth: real sketches Real", "--seed SEED seed of the random grades",
-                   "--url URL root of a running server", "SIMULATED-"):
+                   "--url URL root of a running server", "SIMULATED-",
+                   "--delete instead of simulating, delete the study's simulated participants"):
         assert phrase in text
 
 

@@ -3,7 +3,8 @@ from urllib.parse import urlsplit
 from django.core.management.base import BaseCommand, CommandError
 
 from ratings.models import Study
-from ratings.simulation import PID_PREFIX, POLICIES, ServerTransport, Simulation, SimulationError, TestClientTransport
+from ratings.simulation import (PID_PREFIX, POLICIES, ServerTransport, Simulation, SimulationError,
+                                TestClientTransport, delete_simulated)
 
 from .study_report import positive
 
@@ -15,6 +16,13 @@ def root_url(value):
     return value
 
 
+def find_study(slug):
+    study = Study.objects.filter(slug=slug).first()
+    if study is None:
+        raise CommandError(f"No study with slug {slug!r}.")
+    return study
+
+
 class Command(BaseCommand):
     help = (
         "Dry-run a study before recruiting anyone: N simulated participants go through the participant "
@@ -23,13 +31,19 @@ class Command(BaseCommand):
         "happens. Then it prints how many finished, how many ratings were stored and how many attention "
         "checks were passed. Requests go through Django's test client in this process, or with --url to a "
         "running server that uses this installation's database. Simulated participants' PROLIFIC_PID starts "
-        f"with {PID_PREFIX}; their ratings count in the study's results until you delete them in the admin "
-        f"(Participants, search {PID_PREFIX})."
+        f"with {PID_PREFIX}; their ratings count in the study's results until you remove them with --delete, "
+        "which you must do before recruiting real participants."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--study", required=True, help="the study's slug")
-        parser.add_argument("--n", type=positive, required=True, help="how many participants to simulate")
+        run_or_delete = parser.add_mutually_exclusive_group(required=True)
+        run_or_delete.add_argument("--n", type=positive, help="how many participants to simulate")
+        run_or_delete.add_argument(
+            "--delete", action="store_true",
+            help=f"instead of simulating, delete the study's simulated participants (PROLIFIC_PID starting with "
+                 f"{PID_PREFIX}) with their assignments and ratings: after the dry run, before recruiting. "
+                 "Real participants are kept")
         parser.add_argument("--policy", choices=sorted(POLICIES), default="random",
                             help="how they grade: random (any grade, attention checks too, like an "
                                  "inattentive participant); always-real (every sketch Real, attention checks "
@@ -42,6 +56,9 @@ class Command(BaseCommand):
                                  "(its ALLOWED_HOSTS must accept the host); default: Django's test client")
 
     def handle(self, *args, **opts):
+        if opts["delete"]:
+            self.delete(find_study(opts["study"]))
+            return
         study = self.open_study(opts["study"])
         transport = ServerTransport(opts["url"]) if opts["url"] else TestClientTransport()
         simulation = Simulation(study, opts["policy"], opts["seed"], transport)
@@ -59,15 +76,18 @@ class Command(BaseCommand):
             f"  Finished: {summary.finished} of {summary.participants}\n"
             f"  Ratings stored: {summary.ratings} (attention checks among them: {summary.attention_checks})\n"
             f"  Attention checks passed: {summary.attention_passed} of {summary.attention_checks}\n"
-            f"Their PROLIFIC_PID starts with {PID_PREFIX}: delete them in the admin before recruiting."
+            f"Their PROLIFIC_PID starts with {PID_PREFIX}: remove them with --delete before recruiting."
         )
+
+    def delete(self, study):
+        participants, ratings = delete_simulated(study)
+        self.stdout.write(
+            f"Deleted {participants} simulated participants of study {study.slug} and their {ratings} ratings.")
 
     @staticmethod
     def open_study(slug):
         """The study, if participants can take it now."""
-        study = Study.objects.filter(slug=slug).first()
-        if study is None:
-            raise CommandError(f"No study with slug {slug!r}.")
+        study = find_study(slug)
         if not study.is_open:
             raise CommandError(f"Study {slug} is closed; open it in the admin to dry-run it.")
         if not study.stimuli.exists():
