@@ -30,6 +30,8 @@ class RecruitmentForm(forms.Form):
 
 class ConsentForm(forms.Form):
     decision = forms.ChoiceField(choices=[("agree", "I agree"), ("decline", "I do not agree")])
+    # The form's own random id (Study.enroll): optional, so a form without it still enrolls.
+    consent_token = forms.CharField(required=False, max_length=40, validators=[external_id])
 
 
 class TrialForm(forms.Form):

@@ -10,7 +10,7 @@ import secrets
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,6 +20,10 @@ def new_public_id():
 
 
 def new_participant_token():
+    return secrets.token_urlsafe(18)
+
+
+def new_consent_token():
     return secrets.token_urlsafe(18)
 
 
@@ -68,20 +72,30 @@ class Study(models.Model):
     def get_absolute_url(self):
         return reverse("ratings:landing", args=[self.slug])
 
-    def enroll(self, prolific_pid="", external_study_id="", external_session_id=""):
-        """A consented participant; a returning recruitment-platform id gets its earlier participant."""
-        if prolific_pid:
-            existing = self.participants.filter(prolific_pid=prolific_pid).first()
-            if existing:
-                return existing
+    def enroll(self, consent_token="", prolific_pid="", external_study_id="", external_session_id=""):
+        """A consented participant. A returning recruitment-platform id, or a consent form sent again
+        (a double click posts it twice, the second post before the first one's session is saved),
+        gets the participant it made the first time."""
+        earlier = self.enrolled(prolific_pid, consent_token)
+        if earlier:
+            return earlier
         try:
             with transaction.atomic():
                 return self.participants.create(
-                    prolific_pid=prolific_pid, external_study_id=external_study_id,
+                    consent_token=consent_token, prolific_pid=prolific_pid, external_study_id=external_study_id,
                     external_session_id=external_session_id, consented=timezone.now())
         except IntegrityError:
-            # The same id consented twice at once (a double click): the first one wins.
-            return self.participants.get(prolific_pid=prolific_pid)
+            # A twin post committed between the look-up and the insert: the first one wins.
+            return self.enrolled(prolific_pid, consent_token)
+
+    def enrolled(self, prolific_pid, consent_token):
+        """The participant who consented under this recruitment-platform id or with this consent form, if any."""
+        same = Q()
+        if prolific_pid:
+            same |= Q(prolific_pid=prolific_pid)
+        if consent_token:
+            same |= Q(consent_token=consent_token)
+        return self.participants.filter(same).first() if same else None
 
     def choose_stimuli(self, count, rng):
         """Up to `count` real and generated stimuli for one participant.
@@ -223,6 +237,9 @@ class Participant(models.Model):
     prolific_pid = models.CharField(max_length=64, blank=True)
     external_study_id = models.CharField(max_length=64, blank=True)
     external_session_id = models.CharField(max_length=64, blank=True)
+    consent_token = models.CharField(
+        max_length=40, blank=True, editable=False,
+        help_text="The random id of the consent form this participant agreed on: the same form sent twice enrolls once.")
     consented = models.DateTimeField(null=True, blank=True)
     started = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
@@ -232,6 +249,8 @@ class Participant(models.Model):
             # A returning recruitment-platform participant resumes instead of starting over.
             models.UniqueConstraint(fields=["study", "prolific_pid"], condition=~models.Q(prolific_pid=""),
                                     name="one_participant_per_prolific_pid"),
+            models.UniqueConstraint(fields=["study", "consent_token"], condition=~models.Q(consent_token=""),
+                                    name="one_participant_per_consent_form"),
         ]
 
     def __str__(self):

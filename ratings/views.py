@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
 from .forms import ConsentForm, RecruitmentForm, TrialForm
-from .models import Assignment, NotAssigned, OutOfOrder, Rating, Stimulus, Study
+from .models import Assignment, NotAssigned, OutOfOrder, Rating, Stimulus, Study, new_consent_token
 
 
 def participant_key(study_id):
@@ -101,14 +101,15 @@ def consent(request, study, participant):
     if not study.is_open:
         return closed(request, study)
     if request.method != "POST":
-        return render(request, "ratings/consent.html", {"study": study})
+        return render(request, "ratings/consent.html", {"study": study, "consent_token": new_consent_token()})
     form = ConsentForm(request.POST)
     if not form.is_valid():
         return message(request, 400, "Please choose an answer", "Go back and choose whether you agree to take part.",
                        reverse("ratings:consent", args=[study.slug]), "Back to the consent form", study=study)
     if form.cleaned_data["decision"] == "decline":
         return redirect("ratings:declined", study.slug)
-    participant = study.enroll(**request.session.get(recruitment_key(study.pk), {}))
+    recruitment_ids = request.session.get(recruitment_key(study.pk), {})
+    participant = study.enroll(form.cleaned_data["consent_token"], **recruitment_ids)
     remember(request, study, participant)
     return resume(study, participant)
 

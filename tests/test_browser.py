@@ -87,6 +87,33 @@ def test_a_session_with_the_mouse(page, study):
     assert all(ms is not None for ms in participant.ratings.values_list("response_ms", flat=True))
 
 
+def test_double_clicks_on_agree_and_start_send_each_form_once(page, study):
+    page.goto("/s/pilot/consent/")
+    assert posts_of_a_slow_double_click(page, "I agree to take part") == 1
+    page.wait_for_url("**/instructions/")
+    assert posts_of_a_slow_double_click(page, "Start") == 1
+    expect(progress(page)).to_have_text(f"1 / {TRIALS}")
+    assert Participant.objects.get().assignments.count() == TRIALS
+
+
+def posts_of_a_slow_double_click(page, name):
+    """Click the button twice, the second time while the first post is on its way, as a person's
+    double click on a slow connection; returns how many posts the page sent."""
+    held = []
+    page.route("**/*", lambda route: held.append(route) if route.request.method == "POST" else route.continue_())
+    box = page.get_by_role("button", name=name).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(x, y)
+    while not held:
+        page.wait_for_timeout(20)
+    page.mouse.click(x, y)
+    page.wait_for_timeout(300)
+    for route in held:
+        route.continue_()
+    page.unroute("**/*")
+    return len(held)
+
+
 def test_a_session_with_the_keyboard_alone(page, study):
     page.goto("/s/pilot/")
     tab_to(page, "Continue").press("Enter")

@@ -1,6 +1,8 @@
 """The participant's path outside the trials: landing, consent, instructions, done, and the
 pages for closed and unknown studies, recruitment ids and coming back."""
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -102,6 +104,27 @@ def test_two_consents_with_one_prolific_pid_make_one_participant(client, study):
     session.save()
     again.post(url("consent", study), {"decision": "agree"})
     assert list(Participant.objects.all()) == [first]
+
+
+def test_a_consent_form_sent_twice_at_once_makes_one_participant(study):
+    """A double click on "I agree": the two posts race, so neither carries a session holding the
+    participant the other made (here the page was opened without a session cookie, as by a direct link)."""
+    first_post, second_post = Client(), Client()
+    token = consent_token(first_post.get(url("consent", study)))
+    for browser in (first_post, second_post):
+        response = browser.post(url("consent", study), {"consent_token": token, "decision": "agree"})
+        assert response["Location"] == url("instructions", study)
+    participant = Participant.objects.get()
+    assert first_post.session[f"ratings.participant.{study.pk}"] == participant.token
+    assert second_post.session[f"ratings.participant.{study.pk}"] == participant.token
+
+
+def test_every_consent_form_is_a_new_one(client, study):
+    assert consent_token(client.get(url("consent", study))) != consent_token(client.get(url("consent", study)))
+
+
+def consent_token(consent_page):
+    return re.search(r'name="consent_token" value="([\w-]+)"', consent_page.content.decode()).group(1)
 
 
 def test_a_server_restart_loses_nothing(client, study, settings):
