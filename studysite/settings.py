@@ -98,6 +98,7 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "admin:login"
+CSRF_FAILURE_VIEW = "ratings.errors.csrf_failure"
 
 # Sketch data: the official sketch-rnn Quick, Draw! files, one <category>.npz each.
 # Point QUICKDRAW_DATA_DIR at a folder that holds them to work offline.

@@ -1,0 +1,40 @@
+"""Error pages in the study's plain style, so a participant never meets a bare error: unknown
+addresses, missing or unassigned images, expired forms, refused hosts, server faults.
+
+They say what to do next and nothing about the request (no path, no reason, no exception), so
+nothing about a stimulus: every missing image gets the very same page.
+"""
+
+from django.http import HttpResponseServerError
+from django.template.loader import render_to_string
+
+from .views import message
+
+
+def not_found(request, exception):
+    return message(request, 404, "Page not found",
+                   "There is nothing at this address. Please check the link you were given.")
+
+
+def bad_request(request, exception):
+    return message(request, 400, "Bad request",
+                   "This request could not be read. Please follow the link you were given again.")
+
+
+def permission_denied(request, exception):
+    return message(request, 403, "Not allowed", "This page is not open to you.")
+
+
+def csrf_failure(request, reason=""):
+    # Mostly a browser that blocks cookies, or a form whose cookie has gone.
+    return message(request, 403, "This page has expired",
+                   "Nothing was recorded. Please reload the page and try again; if this happens again, "
+                   "allow cookies for this site.")
+
+
+def server_error(request):
+    # Rendered without the request's context processors: whatever failed (the database, the
+    # session) is not needed to say so.
+    context = {"title": "Something went wrong",
+               "text": "Something went wrong on our side. Please try again in a few minutes."}
+    return HttpResponseServerError(render_to_string("ratings/message.html", context))

@@ -1,0 +1,84 @@
+"""Error pages, as a deployment shows them (DEBUG off): in the study's plain style, saying what to
+do next, and nothing about the request, so nothing about a stimulus."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from ratings.models import Participant, Stimulus
+from tests.participant_steps import start, url
+
+
+@pytest.fixture(autouse=True)
+def deployed(settings):
+    settings.DEBUG = False
+
+
+@pytest.fixture
+def study(make_study):
+    return make_study(slug="pilot", items_per_participant=4, attention=1)
+
+
+def study_page(response, status, title):
+    """Check a response is the study's plain page with this status and heading; returns its text."""
+    page = response.content.decode()
+    assert response.status_code == status
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    assert f"<h1>{title}</h1>" in page and "<main>" in page
+    return page
+
+
+def test_an_unknown_address(client):
+    page = study_page(client.get("/no/such/page/"), 404, "Page not found")
+    assert "Please check the link you were given" in page
+    assert "/no/such/page/" not in page
+
+
+def test_image_404s_are_one_page_that_says_nothing_about_the_sketch(client, study):
+    participant = start(client, study)
+    shown = participant.assignments.first().stimulus
+    not_shown = Stimulus.objects.filter(study=study).exclude(assignments__participant=participant).first()
+    shown.image_path.unlink()
+    unknown, unassigned, missing = (client.get(path) for path in (
+        "/i/nope.png", not_shown.get_absolute_url(), shown.get_absolute_url()))
+    page = study_page(unknown, 404, "Page not found")
+    assert unassigned.content == missing.content == unknown.content
+    for stimulus in (shown, not_shown):
+        for detail in (stimulus.public_id, stimulus.source, stimulus.image, stimulus.category):
+            assert detail not in page
+
+
+def test_an_expired_form(study):
+    """A post without its CSRF cookie: a browser that blocks cookies, or a page left open for long."""
+    browser = Client(enforce_csrf_checks=True)
+    browser.get(url("consent", study))
+    browser.cookies.clear()
+    page = study_page(browser.post(url("consent", study), {"decision": "agree"}), 403, "This page has expired")
+    assert "Nothing was recorded" in page and "allow cookies" in page
+    assert "CSRF" not in page
+    assert not Participant.objects.exists()
+
+
+def test_a_server_fault_on_a_trial(study, monkeypatch):
+    browser = Client(raise_request_exception=False)
+    participant = start(browser, study)
+    secret = f"stimulus {participant.assignments.first().stimulus.public_id} is generated"
+
+    def fault(self):
+        raise RuntimeError(secret)
+
+    monkeypatch.setattr(Participant, "next_assignment", fault)
+    page = study_page(browser.get(url("trial", study)), 500, "Something went wrong")
+    assert "Please try again in a few minutes" in page
+    assert secret not in page and "RuntimeError" not in page
+
+
+def test_a_request_for_another_host(client):
+    page = study_page(client.get("/s/pilot/", HTTP_HOST="study.attacker.example"), 400, "Bad request")
+    assert "attacker" not in page
+
+
+def test_a_page_someone_may_not_see(client, django_user_model):
+    """Staff without the right to add studies."""
+    client.force_login(django_user_model.objects.create_user("assistant", password="x", is_staff=True))
+    study_page(client.get(reverse("admin:ratings_study_add")), 403, "Not allowed")
