@@ -5,6 +5,7 @@ participants, so the admin shows them but doesn't let anyone add or edit them by
 """
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import Count
 from django.utils.html import format_html
 
@@ -27,6 +28,8 @@ class StudyAdmin(admin.ModelAdmin):
     list_filter = ["is_open"]
     search_fields = ["slug", "title"]
     readonly_fields = ["created"]
+    # A completion URL typed without a scheme is an https one (Django 6.0's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(description="stimuli")
     def stimulus_count(self, study):

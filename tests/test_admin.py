@@ -62,15 +62,31 @@ def test_the_add_page_opens(staff, study):
     assert staff.get(reverse("admin:ratings_study_add")).status_code == 200
 
 
+def study_fields(study, **changes):
+    """The study change form's fields, as the admin page sends them."""
+    return {"slug": study.slug, "title": study.title, "instructions": study.instructions,
+            "consent_text": study.consent_text, "items_per_participant": study.items_per_participant,
+            "attention_checks": study.attention_checks, "is_open": "on", "completion_code": study.completion_code,
+            "completion_url": study.completion_url, **changes}
+
+
 def test_more_attention_checks_set_in_the_admin_are_made_for_the_next_participant(staff, study):
-    fields = {"slug": "pilot", "title": "Pilot", "instructions": study.instructions,
-              "consent_text": study.consent_text, "items_per_participant": 4, "attention_checks": 3,
-              "is_open": "on", "completion_code": "XYZ", "completion_url": ""}
+    fields = study_fields(study, title="Pilot", attention_checks=3, completion_code="XYZ")
     response = staff.post(reverse("admin:ratings_study_change", args=[study.pk]), fields)
     assert response.status_code == 302
     study.refresh_from_db()
     assert (study.title, study.completion_code, study.attention_checks) == ("Pilot", "XYZ", 3)
     assert study.stimuli.filter(source=Stimulus.Source.ATTENTION).count() == 3
+
+
+@pytest.mark.filterwarnings("error::DeprecationWarning")
+def test_a_completion_url_without_a_scheme_gets_https(staff, study):
+    change_page = reverse("admin:ratings_study_change", args=[study.pk])
+    assert staff.get(change_page).status_code == 200
+    fields = study_fields(study, completion_url="app.prolific.com/submissions/complete?cc=XYZ")
+    assert staff.post(change_page, fields).status_code == 302
+    study.refresh_from_db()
+    assert study.completion_url == "https://app.prolific.com/submissions/complete?cc=XYZ"
 
 
 def test_staff_can_delete_a_participant_with_their_ratings(staff, study):
