@@ -9,9 +9,10 @@ FIXTURE_DATA_DIR = ROOT / "fixtures" / "quickdraw"
 
 @pytest.fixture(autouse=True)
 def isolated_outputs(settings, tmp_path):
-    """Every test writes media and reports into its own temporary folder."""
+    """Every test writes media, reports and collected static files into its own temporary folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.REPORTS_DIR = tmp_path / "reports"
+    settings.STATIC_ROOT = tmp_path / "static"
     settings.QUICKDRAW_DATA_DIR = FIXTURE_DATA_DIR
     return tmp_path
 

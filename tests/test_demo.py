@@ -44,6 +44,8 @@ def test_demo_makes_the_study_from_the_committed_checkpoints(real_data_dir, sett
     assert client.login(username="researcher", password=password)
     assert client.get("/researcher/demo/").status_code == 200
     assert Client().get(study.get_absolute_url()).status_code == 200
+    assert (settings.STATIC_ROOT / "admin" / "css" / "base.css").is_file()  # the admin has its styles
+    assert "--delete" in text
 
     # Run again (a second `make demo`): nothing is added and no second password is made.
     again = run_demo()

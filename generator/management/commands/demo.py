@@ -36,6 +36,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)  # the admin's styles, served by WhiteNoise
         self.stdout.write(f"Database ready: {settings.DATABASES['default']['NAME']}")
         call_command("fetch_sketches", categories=",".join(demo_categories()), stdout=self.stdout)
         call_command("generate_samples", study=DEMO_STUDY, real=40, generated=40, stdout=self.stdout)
@@ -48,7 +49,8 @@ class Command(BaseCommand):
         if password:
             self.stdout.write(f"              log in as '{RESEARCHER}' with password {password} (shown once; "
                               f"change it in the admin)")
-        self.stdout.write(f"Pilot it:     python manage.py simulate_participants --study {study.slug} --n 20")
+        self.stdout.write(f"Pilot it:     python manage.py simulate_participants --study {study.slug} --n 20 "
+                          f"(remove the simulated data with --delete)")
         if not opts["no_server"]:
             call_command("runserver", opts["addr"], use_reloader=False)
 
