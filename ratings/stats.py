@@ -484,6 +484,15 @@ class StudyResults:
         return not self.counted.empty
 
     @property
+    def no_ratings_sentence(self):
+        """Why there is no headline: nobody has rated yet, or every rater is excluded."""
+        rated = self.ratings[~self.ratings["attention_check"]] if not self.ratings.empty else self.ratings
+        if rated.empty:
+            return "No ratings yet."
+        return (f"No counted ratings: the {len(rated)} ratings there are all come from excluded participants "
+                f"(see the exclusions); counting excluded participants too shows them.")
+
+    @property
     def method(self):
         return {
             "bootstrap": BOOTSTRAP_METHOD,

@@ -5,7 +5,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from ratings import stats
-from tests.results_data import build_rated_study
+from tests.results_data import GRADES_BY_PARTICIPANT, ORDER, add_participant, build_rated_study
 
 
 @pytest.fixture
@@ -69,6 +69,15 @@ def test_a_study_without_ratings_shows_its_stimuli(make_study):
     assert "t=0.5" in counts[2] and "t=1" in counts[3]
     data = json.loads(report("--study", "fresh", "--json"))
     assert data["headline"] is None and data["summary"] == [] and len(data["stimuli"]) == 4
+
+
+def test_a_study_whose_raters_are_all_excluded_says_so(make_study):
+    study = make_study(slug="careless", categories=("circle", "square"), real=2, generated=2, attention=2)
+    add_participant(study, "F", dict(zip(ORDER, GRADES_BY_PARTICIPANT["F"].replace(" ", ""))))
+    text = " ".join(report("--study", "careless").split())
+    assert "No counted ratings: the 8 ratings there are all come from excluded participants" in text
+    assert "No ratings yet." not in text and "Headline" not in text
+    assert "Headline" in report("--study", "careless", "--include-excluded")
 
 
 def test_unknown_study_and_bad_options(db):

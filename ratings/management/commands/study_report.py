@@ -71,7 +71,7 @@ def report_text(results):
             "",
         ]
     else:
-        lines += ["No ratings yet.", ""]
+        lines += [wrapped(results.no_ratings_sentence), ""]
     participants = results.participants
     lines += [
         "Stimuli by source, category and condition", table(results.stimuli), "",
