@@ -1,4 +1,8 @@
 import csv
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -8,6 +12,7 @@ from generator.checkpoint import load_checkpoint
 from generator.data import load_sketch_data
 from generator.model import Config
 from generator.train import Run
+from tests.conftest import ROOT
 
 TINY = dict(enc_size=16, dec_size=24, z_size=8, num_mixture=3, batch_size=20, eval_every=3)
 
@@ -119,3 +124,23 @@ def test_existing_run_needs_resume_and_resume_needs_same_categories(fixture_data
     with pytest.raises(CommandError, match="cannot resume.*no such checkpoint"):
         call_command("train_sketch_rnn", "--categories", "circle", "--steps", "4", "--resume",
                      "--out", str(tmp_path / "elsewhere"), "--data-dir", str(fixture_data_dir))
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_background_run_saves_on_sigint_and_sigterm(signal_number, fixture_data_dir, tmp_path):
+    # Started the way `nohup ... &` starts it: with SIGINT ignored, which Python would inherit.
+    out = tmp_path / "run"
+    command = [sys.executable, "manage.py", "train_sketch_rnn", "--categories", "circle", "--steps", "100000",
+               "--eval-every", "100000", "--out", str(out), "--data-dir", str(fixture_data_dir), "--threads", "1"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert process.stdout.readline().startswith("Training circle")
+    time.sleep(2)  # a few steps
+    process.send_signal(signal_number)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()  # never leave a training process behind, whatever happened
+    assert process.returncode == 130
+    step = load_checkpoint(out / "last.pt")["step"]
+    assert step > 0 and f"Interrupted: saved step {step} to {out / 'last.pt'}" in stderr

@@ -92,8 +92,10 @@ class Command(BaseCommand):
             f"scale factor {data.scale_factor:.3f}, n_max {data.n_max}) on {device}: {opts['preset']} preset, "
             f"{config.cell} cell, {n_params / 1e6:.2f}M parameters, step {run.step} -> {opts['steps']}, into {out}"
         )
-        # SIGTERM (e.g. a scheduler stopping the job) saves like Ctrl-C does.
+        # SIGTERM (e.g. a scheduler stopping the job) saves like Ctrl-C does, and so does SIGINT
+        # when the shell started the run in the background with SIGINT ignored (nohup ... &).
         signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+        signal.signal(signal.SIGINT, raise_keyboard_interrupt)
         bar = tqdm(total=opts["steps"], initial=run.step, unit="step", dynamic_ncols=True, file=sys.stderr,
                    mininterval=1.0)
 
