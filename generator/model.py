@@ -80,7 +80,32 @@ PRESETS = {
 def make_config(preset="cpu", **overrides):
     if preset not in PRESETS:
         raise ValueError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
-    return replace(Config(), **PRESETS[preset], **overrides)
+    return replace(Config(), **{**PRESETS[preset], **overrides})
+
+
+VALUE_KINDS = {int: "an integer", float: "a number", str: "a word"}
+
+
+def parse_overrides(assignments):
+    """["recurrent_dropout=0.2", ...] -> {"recurrent_dropout": 0.2, ...}, typed as Config's fields."""
+    types = {f.name: f.type for f in fields(Config) if f.name != "categories"}
+    overrides = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or key not in types:
+            raise ValueError(f"cannot set '{assignment}': use KEY=VALUE with KEY one of {', '.join(types)}")
+        kind = types[key]
+        if kind is bool:
+            if text not in ("true", "false"):
+                raise ValueError(f"cannot set '{assignment}': {key} takes true or false")
+            value = text == "true"
+        else:
+            try:
+                value = kind(text)
+            except ValueError:
+                raise ValueError(f"cannot set '{assignment}': {key} takes {VALUE_KINDS[kind]}") from None
+        overrides[key] = value
+    return overrides
 
 
 # ---------------------------------------------------------------------------------------------

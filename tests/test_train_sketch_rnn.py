@@ -102,6 +102,10 @@ def test_command_trains_on_fixture_and_lowers_the_loss(fixture_data_dir, tmp_pat
     (["--categories", "unicorn"], "no data for category 'unicorn'"),
     (["--categories", "circle", "--steps", "0"], "--steps must be at least 1"),
     (["--categories", " , "], "at least one category"),
+    (["--categories", "circle", "--set", "dropout=0.2"], "cannot set 'dropout=0.2': use KEY=VALUE with KEY one of"),
+    (["--categories", "circle", "--set", "recurrent_dropout"], "use KEY=VALUE"),
+    (["--categories", "circle", "--set", "enc_size=big"], "enc_size takes an integer"),
+    (["--categories", "circle", "--set", "conditional=yes"], "conditional takes true or false"),
 ])
 def test_bad_input_is_a_clear_error(args, message, fixture_data_dir, tmp_path):
     with pytest.raises(CommandError, match=message):
@@ -144,3 +148,13 @@ def test_a_background_run_saves_on_sigint_and_sigterm(signal_number, fixture_dat
     assert process.returncode == 130
     step = load_checkpoint(out / "last.pt")["step"]
     assert step > 0 and f"Interrupted: saved step {step} to {out / 'last.pt'}" in stderr
+
+
+def test_set_overrides_hyper_parameters_and_they_are_saved(fixture_data_dir, tmp_path):
+    out = tmp_path / "run"
+    call_command("train_sketch_rnn", "--categories", "circle", "--steps", "2", "--eval-every", "2", "--out", str(out),
+                 "--data-dir", str(fixture_data_dir), "--set", "recurrent_dropout=0.3", "--set", "enc_size=32",
+                 "--set", "cell=lstm", "--set", "augment_stroke_prob=0.2")
+    config = Config.from_dict(load_checkpoint(out / "best.pt")["config"])
+    assert (config.recurrent_dropout, config.enc_size, config.cell, config.augment_stroke_prob) == (0.3, 32, "lstm", 0.2)
+    assert config.dec_size == 256  # the rest is the cpu preset's

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from generator.checkpoint import CheckpointError, load_checkpoint, resolve_device
 from generator.data import SketchDataError, load_sketch_data
-from generator.model import PRESETS, Config, make_config
+from generator.model import PRESETS, Config, make_config, parse_overrides
 from generator.train import Run
 
 
@@ -47,6 +47,9 @@ class Command(BaseCommand):
         parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
         parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
         parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+        parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="override one hyper-parameter of the preset, e.g. --set recurrent_dropout=0.2 "
+                                 "--set augment_stroke_prob=0.2 (repeatable; keys are generator.model.Config's)")
 
     def handle(self, *args, **opts):
         if opts["steps"] < 1:
@@ -61,8 +64,13 @@ class Command(BaseCommand):
             device = resolve_device(opts["device"])
         except ValueError as e:
             raise CommandError(str(e))
-        config = make_config(opts["preset"], categories=tuple(categories), cell=opts["cell"],
-                             conditional=not opts["unconditional"], eval_every=opts["eval_every"])
+        try:
+            overrides = parse_overrides(opts["set"])
+        except ValueError as e:
+            raise CommandError(str(e))
+        options = dict(categories=tuple(categories), cell=opts["cell"], conditional=not opts["unconditional"],
+                       eval_every=opts["eval_every"])
+        config = make_config(opts["preset"], **{**options, **overrides})
         scale = None
         if opts["resume"]:
             try:
