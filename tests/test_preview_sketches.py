@@ -1,8 +1,11 @@
 import io
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
+
+from tests.conftest import ROOT
 
 
 def test_grid_of_real_drawings(fixture_data_dir, tmp_path, capsys):
@@ -27,3 +30,34 @@ def test_needs_a_category_or_a_checkpoint(tmp_path):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(CommandError, match="no such checkpoint"):
         call_command("preview_sketches", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "x.png"))
+
+
+DEMO_PIG = ROOT / "fixtures" / "checkpoints" / "pig.pt"
+
+
+def test_grid_of_samples_from_the_committed_demo_checkpoint(tmp_path, capsys):
+    out = tmp_path / "samples.png"
+    call_command("preview_sketches", "--checkpoint", str(DEMO_PIG), "--count", "12", "--columns", "4",
+                 "--temperature", "0.5", "--out", str(out))
+    text = capsys.readouterr().out
+    never_ended = int(re.search(r"(\d+) of 12 samples did not end within 250 points", text).group(1))
+    assert never_ended <= 3  # the trained model ends its sketches (2% never end at this temperature)
+    assert "wrote 12 sketches" in text
+    assert Image.open(io.BytesIO(out.read_bytes())).size == (4 * 128, 3 * (128 + 14))  # captions under cells
+
+
+def test_the_same_seed_draws_the_same_samples(tmp_path):
+    paths = [tmp_path / f"{name}.png" for name in ("a", "b", "c")]
+    for path, seed in zip(paths, ("1", "1", "2")):
+        call_command("preview_sketches", "--checkpoint", str(DEMO_PIG), "--count", "4", "--seed", seed,
+                     "--out", str(path))
+    assert paths[0].read_bytes() == paths[1].read_bytes() != paths[2].read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temperature", "-0.1"], "--temperature must be 0 or more"),
+    (["--count", "0"], "--count must be at least 1"),
+])
+def test_bad_sampling_options(args, message, tmp_path):
+    with pytest.raises(CommandError, match=message):
+        call_command("preview_sketches", "--checkpoint", str(DEMO_PIG), "--out", str(tmp_path / "x.png"), *args)
