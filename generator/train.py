@@ -137,8 +137,13 @@ class Run:
         if not path.exists():
             return []
         with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        try:
             # Rows written after the last checkpoint belong to steps that will be redone.
-            return [row for row in csv.DictReader(f) if int(row["step"]) <= self.step]
+            return [row for row in rows if int(row["step"]) <= self.step]
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{path}: is not a metrics file this command wrote (a row without a whole-number "
+                                  f"step); repair it by hand or move it away to start a fresh one") from None
 
     def _write_metrics(self, row):
         self._metrics.append({k: row[k] for k in METRICS_FIELDS})

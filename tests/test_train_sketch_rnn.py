@@ -8,7 +8,7 @@ import pytest
 import torch
 from django.core.management import CommandError, call_command
 
-from generator.checkpoint import load_checkpoint
+from generator.checkpoint import CheckpointError, load_checkpoint
 from generator.data import load_sketch_data
 from generator.model import Config
 from generator.train import Run
@@ -74,6 +74,19 @@ def test_resume_drops_metrics_rows_after_the_checkpoint(data, tmp_path):
     run = Run(config, data, tmp_path, "cpu", resume=True)
     run.train(9)
     assert [int(r["step"]) for r in metrics(tmp_path)] == [3, 6, 9]
+
+
+@pytest.mark.parametrize("damage", [
+    lambda text: text + text.splitlines()[0] + "\n",  # a second header, as a careless `cat a b` leaves
+    lambda text: "nonsense\n1\n",  # no step column at all
+])
+def test_resume_with_a_damaged_metrics_file_is_a_clear_error(damage, data, tmp_path):
+    config = Config(categories=("circle", "square"), cell="lstm", **TINY)
+    Run(config, data, tmp_path, "cpu").train(3)
+    path = tmp_path / "metrics.csv"
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(CheckpointError, match="metrics.csv: is not a metrics file"):
+        Run(config, data, tmp_path, "cpu", resume=True)
 
 
 def test_command_trains_on_fixture_and_lowers_the_loss(fixture_data_dir, tmp_path, capsys):
