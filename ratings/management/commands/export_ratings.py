@@ -5,9 +5,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from ratings import stats
-from ratings.models import Study
 
-from .study_report import positive
+from .study_report import add_results_arguments, study_from_options
 
 
 def write_atomically(path, text):
@@ -31,25 +30,15 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--study", required=True, help="the study's slug")
+        add_results_arguments(parser, applies_to="with --summary: ")
         parser.add_argument("--out", required=True, help="the CSV file to write (replaced if it exists)")
         parser.add_argument("--summary", action="store_true", help="write the summary table instead of the ratings")
-        parser.add_argument("--include-excluded", action="store_true",
-                            help="with --summary: count unfinished participants and those who failed an "
-                                 "attention check (the ratings file always has every rating)")
-        parser.add_argument("--bootstrap", type=positive, default=stats.DEFAULT_BOOTSTRAP,
-                            help=f"with --summary: bootstrap resamples (default {stats.DEFAULT_BOOTSTRAP})")
-        parser.add_argument("--seed", type=int, default=stats.DEFAULT_SEED,
-                            help=f"with --summary: bootstrap seed (default {stats.DEFAULT_SEED})")
 
     def handle(self, *args, **opts):
         if opts["include_excluded"] and not opts["summary"]:
             raise CommandError("--include-excluded applies to --summary; the ratings file always has every "
                                "rating, with its exclusion in the 'exclusion' column.")
-        try:
-            study = Study.objects.get(slug=opts["study"])
-        except Study.DoesNotExist:
-            raise CommandError(f"No study with slug {opts['study']!r}.") from None
+        study = study_from_options(opts)
         out = Path(opts["out"])
         if out.is_dir():
             raise CommandError(f"--out {out} is a folder; give a file name, e.g. {out / (study.slug + '.csv')}")

@@ -13,6 +13,26 @@ def positive(value):
     return number
 
 
+def add_results_arguments(parser, applies_to=""):
+    """--study and the options of stats.study_results, shared with export_ratings --summary."""
+    parser.add_argument("--study", required=True, help="the study's slug")
+    parser.add_argument("--include-excluded", action="store_true",
+                        help=f"{applies_to}count unfinished participants and those who failed an attention check "
+                             "(attention-check ratings are never counted)")
+    parser.add_argument("--bootstrap", type=positive, default=stats.DEFAULT_BOOTSTRAP,
+                        help=f"{applies_to}bootstrap resamples for the confidence intervals "
+                             f"(default {stats.DEFAULT_BOOTSTRAP})")
+    parser.add_argument("--seed", type=int, default=stats.DEFAULT_SEED,
+                        help=f"{applies_to}bootstrap seed, so reports repeat (default {stats.DEFAULT_SEED})")
+
+
+def study_from_options(opts):
+    try:
+        return Study.objects.get(slug=opts["study"])
+    except Study.DoesNotExist:
+        raise CommandError(f"No study with slug {opts['study']!r}.") from None
+
+
 def indent(text, prefix="  "):
     return textwrap.indent(text, prefix)
 
@@ -34,21 +54,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--study", required=True, help="the study's slug")
+        add_results_arguments(parser)
         parser.add_argument("--json", action="store_true", help="print only one JSON object, for scripts")
-        parser.add_argument("--include-excluded", action="store_true",
-                            help="count unfinished participants and those who failed an attention check "
-                                 "(attention-check ratings are never counted)")
-        parser.add_argument("--bootstrap", type=positive, default=stats.DEFAULT_BOOTSTRAP,
-                            help=f"bootstrap resamples for the confidence intervals (default {stats.DEFAULT_BOOTSTRAP})")
-        parser.add_argument("--seed", type=int, default=stats.DEFAULT_SEED,
-                            help=f"bootstrap seed, so reports repeat (default {stats.DEFAULT_SEED})")
 
     def handle(self, *args, **opts):
-        try:
-            study = Study.objects.get(slug=opts["study"])
-        except Study.DoesNotExist:
-            raise CommandError(f"No study with slug {opts['study']!r}.") from None
+        study = study_from_options(opts)
         results = stats.study_results(study, include_excluded=opts["include_excluded"],
                                       bootstrap=opts["bootstrap"], seed=opts["seed"])
         if opts["json"]:
