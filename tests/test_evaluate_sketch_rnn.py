@@ -52,3 +52,27 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"nope")
     with pytest.raises(CommandError, match="bad.pt: not a readable checkpoint"):
         call_command("evaluate_sketch_rnn", "--checkpoint", str(tmp_path / "bad.pt"))
+
+
+# The test losses that README.md and the model cards state for the committed models.
+COMMITTED_MODELS = {
+    "fixtures/checkpoints/pig.pt": ("pig", 0.127, 0.359),
+    "fixtures/checkpoints/face.pt": ("face", 0.093, 0.453),
+    "fixtures/models/alarm_clock.pt": ("alarm_clock", 0.222, 0.438),
+    "fixtures/models/radio.pt": ("radio", 0.093, 0.384),
+}
+
+
+@pytest.mark.parametrize("path", COMMITTED_MODELS)
+def test_committed_models_have_the_test_losses_their_model_cards_state(path, real_data_dir, capsys):
+    from tests.conftest import ROOT
+
+    category, l_r, l_kl = COMMITTED_MODELS[path]
+    if not (real_data_dir / f"{category}.npz").exists():
+        pytest.skip(f"needs {category}.npz in QUICKDRAW_DATA_DIR")
+    call_command("evaluate_sketch_rnn", "--checkpoint", str(ROOT / path), "--data-dir", str(real_data_dir))
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["categories"] == [category] and result["n"] == 250
+    # Evaluation draws z with a fixed seed, so the figures repeat to the printed digits (the slack is
+    # half a printed unit, plus a little for another CPU's float rounding).
+    assert result["L_R"] == pytest.approx(l_r, abs=6e-4) and result["L_KL"] == pytest.approx(l_kl, abs=6e-4)
