@@ -1,6 +1,7 @@
 import textwrap
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from ratings import stats
 from ratings.models import Study
@@ -31,6 +32,10 @@ def study_from_options(opts):
         return Study.objects.get(slug=opts["study"])
     except Study.DoesNotExist:
         raise CommandError(f"No study with slug {opts['study']!r}.") from None
+    except DatabaseError as error:
+        # Most often a fresh database that has no tables yet.
+        raise CommandError(f"Cannot read the studies from the database ({error}). If the database is new, "
+                           f"run `python manage.py migrate` first.") from None
 
 
 def indent(text, prefix="  "):
