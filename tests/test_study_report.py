@@ -85,18 +85,3 @@ def test_unknown_study_and_bad_options(db):
         report("--study", "nope")
     with pytest.raises(CommandError):
         report("--study", "nope", "--bootstrap", "0")
-
-
-def test_a_database_without_tables_says_to_migrate(db, monkeypatch):
-    from django.db import OperationalError
-
-    from ratings.models import Study
-
-    def no_table(*args, **kwargs):
-        raise OperationalError("no such table: ratings_study")
-
-    monkeypatch.setattr(Study.objects, "get", no_table)
-    for command in (["study_report"], ["export_ratings", "--out", "ratings.csv"]):
-        with pytest.raises(CommandError, match=r"no such table: ratings_study\). If the database is new, run "
-                                               r"`python manage.py migrate` first"):
-            call_command(*command, "--study", "pilot")

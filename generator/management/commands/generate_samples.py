@@ -21,6 +21,7 @@ from generator.stimuli import (
     write_contact_sheets,
 )
 from ratings.attention import ensure_attention_stimuli
+from ratings.database import require_migrated_database
 from ratings.models import Condition, Study
 
 from .train_sketch_rnn import parse_categories
@@ -62,6 +63,7 @@ class Command(BaseCommand):
         data_dir = Path(opts["data_dir"] or settings.QUICKDRAW_DATA_DIR)
         mode = Condition.Mode(opts["mode"])
         self.check_options(opts)
+        require_migrated_database()  # before minutes of sampling, not after
         try:
             device = resolve_device(opts["device"])
         except ValueError as e:

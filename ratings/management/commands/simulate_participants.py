@@ -2,6 +2,7 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ratings.database import require_migrated_database
 from ratings.models import Study
 from ratings.simulation import (PID_PREFIX, POLICIES, ServerTransport, Simulation, SimulationError,
                                 TestClientTransport, delete_simulated)
@@ -17,6 +18,7 @@ def root_url(value):
 
 
 def find_study(slug):
+    require_migrated_database()
     study = Study.objects.filter(slug=slug).first()
     if study is None:
         raise CommandError(f"No study with slug {slug!r}.")

@@ -1,9 +1,9 @@
 import textwrap
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError
 
 from ratings import stats
+from ratings.database import require_migrated_database
 from ratings.models import Study
 
 
@@ -28,14 +28,11 @@ def add_results_arguments(parser, applies_to=""):
 
 
 def study_from_options(opts):
+    require_migrated_database()
     try:
         return Study.objects.get(slug=opts["study"])
     except Study.DoesNotExist:
         raise CommandError(f"No study with slug {opts['study']!r}.") from None
-    except DatabaseError as error:
-        # Most often a fresh database that has no tables yet.
-        raise CommandError(f"Cannot read the studies from the database ({error}). If the database is new, "
-                           f"run `python manage.py migrate` first.") from None
 
 
 def indent(text, prefix="  "):
