@@ -2,7 +2,7 @@
 padding fraction of the batches, and the model's useful FLOPs per second (real points only) as a
 fraction of this machine's fp32 matmul peak, measured in the same run.
 
-    python benchmarks/train_throughput.py [--steps 10] [--device cpu]
+    python benchmarks/train_throughput.py [--steps 30] [--device cpu]
 
 Useful FLOPs count, per real point, the multiply-adds of the encoder's two directions, the decoder
 cell and the output layer, times 3 for forward plus backward; padding steps count for nothing.
@@ -72,7 +72,7 @@ def main():
     from pathlib import Path
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     folder, categories = data_dir()

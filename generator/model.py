@@ -19,6 +19,7 @@ import torch.nn.functional as F
 LOG_2PI = math.log(2 * math.pi)
 LOG_SIGMA_RANGE = (-7.0, 7.0)  # guards exp(sigma) against under/overflow over long runs
 RHO_LIMIT = 1 - 1e-4  # keeps 1 - rho^2 away from 0
+CPU_CHUNK_BYTES = 8 << 20  # gate pre-activations per recurrent call on the CPU (see FusedLSTM.forward)
 
 
 @dataclass
@@ -131,8 +132,18 @@ class FusedLSTM(nn.Module):
     def forward(self, x, state):
         """x (B, T, in), state (h, c) each (B, H) -> outputs (B, T, H), final state."""
         h, c = state
-        out, (h, c) = self.lstm(x, (h[None].contiguous(), c[None].contiguous()))
-        return out, (h[0], c[0])
+        h, c = h[None].contiguous(), c[None].contiguous()
+        # On the CPU, a few steps per call: each call's buffers then stay under glibc's mmap
+        # threshold, so freed memory is reused from the heap instead of being unmapped and
+        # page-faulted in again (that was about 20% of a paper-preset step). Elsewhere, all steps.
+        steps = x.shape[1]
+        if x.device.type == "cpu":
+            steps = max(1, CPU_CHUNK_BYTES // (x.shape[0] * 4 * self.hidden_size * x.element_size()))
+        outputs = []
+        for chunk in x.split(steps, dim=1):
+            out, (h, c) = self.lstm(chunk, (h, c))
+            outputs.append(out)
+        return torch.cat(outputs, dim=1), (h[0], c[0])
 
 
 class LayerNormLSTM(nn.Module):
@@ -164,10 +175,11 @@ class LayerNormLSTM(nn.Module):
         g, b, t, _ = x.shape
         return torch.bmm(x.reshape(g, b * t, -1), self.w_ih).view(g, b, t, -1)
 
-    def step(self, x_proj, h, c, keep=None):
+    def step(self, x_proj, h, c, keep=None, w_hh=None):
         """One step from projected input (G, B, 4H) and state (G, B, H) each; `keep` is the
-        candidate's recurrent-dropout mask (already divided by the keep rate), or None."""
-        gates = torch.baddbmm(x_proj, h, self.w_hh)
+        candidate's recurrent-dropout mask (already divided by the keep rate), or None.
+        `w_hh` replaces the recurrent weights (forward passes a detached copy, see there)."""
+        gates = torch.baddbmm(x_proj, h, self.w_hh if w_hh is None else w_hh)
         shape = gates.shape
         gates = F.layer_norm(gates.view(*shape[:2], 4, self.hidden_size), (self.hidden_size,))
         gates = torch.addcmul(self.gate_bias, gates, self.gate_gain)
@@ -186,18 +198,50 @@ class LayerNormLSTM(nn.Module):
         if not (self.training and self.dropout > 0):
             return [None] * steps
         keep = 1 - self.dropout
-        return (torch.empty(steps, *like.shape, device=like.device).bernoulli_(keep) / keep).unbind(0)
+        # rand < keep, not bernoulli_, which is several times slower on the CPU.
+        return torch.rand(steps, *like.shape, device=like.device).lt_(keep).div_(keep).unbind(0)
 
     def forward(self, x, state):
-        """x (G, B, T, in) -> outputs (G, B, T, H), final state ((G, B, H), (G, B, H))."""
+        """x (G, B, T, in) -> outputs (G, B, T, H), final state ((G, B, H), (G, B, H)).
+
+        The steps multiply by a detached w_hh, so the backward pass computes only the state's
+        gradient step by step; w_hh's gradient is one large matmul over all steps at the end
+        (RecurrentWeightGrad), instead of T small ones added up.
+        """
         h, c = state
-        outputs = []
+        inputs, outputs = [], []
+        x_proj = RecurrentWeightGrad.apply(self.project_inputs(x), self.w_hh, inputs)
+        w_hh = self.w_hh.detach()
         # unbind, not indexing: each index's backward would fill a whole zero tensor (O(T^2)).
-        x_projs = self.project_inputs(x).unbind(2)
+        x_projs = x_proj.unbind(2)
         for x_proj, keep in zip(x_projs, self.dropout_masks(len(x_projs), h)):
-            h, c = self.step(x_proj, h, c, keep)
+            inputs.append(h.detach())
+            h, c = self.step(x_proj, h, c, keep, w_hh)
             outputs.append(h)
         return torch.stack(outputs, dim=2), (h, c)
+
+
+class RecurrentWeightGrad(torch.autograd.Function):
+    """Identity on the projected inputs (G, B, T, 4H) that adds w_hh's gradient in backward.
+
+    The gradient reaching the projected inputs of step t is the gradient of that step's gates,
+    so w_hh's gradient is sum_t h_{t-1}^T dgates_t: one matmul over all steps. `previous_h`
+    is filled by the caller's loop with each step's input state (detached) before backward runs.
+    """
+
+    @staticmethod
+    def forward(ctx, x_proj, w_hh, previous_h):
+        ctx.previous_h = previous_h
+        return x_proj.view_as(x_proj)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_w_hh = None
+        if ctx.needs_input_grad[1]:
+            g, b, t, gates = grad.shape
+            h = torch.stack(ctx.previous_h, dim=2).reshape(g, b * t, -1)
+            grad_w_hh = torch.bmm(h.transpose(1, 2), grad.reshape(g, b * t, gates))
+        return grad, grad_w_hh, None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,8 +6,11 @@ import torch
 from scipy.stats import multivariate_normal
 
 from generator.data import load_sketch_data, stroke5_batch
+from generator import model as model_module
 from generator.model import (
     Config,
+    FusedLSTM,
+    LayerNormLSTM,
     SketchRNN,
     kl_loss,
     make_config,
@@ -101,6 +104,57 @@ def test_reverse_within_length():
     out = reverse_within_length(x, torch.tensor([3, 5]))
     assert out[0, :, 0].tolist() == [2, 1, 0, 3, 4]
     assert out[1, :, 0].tolist() == [9, 8, 7, 6, 5]
+
+
+def test_fused_lstm_in_chunks_equals_one_call(monkeypatch):
+    torch.manual_seed(0)
+    lstm = FusedLSTM(5, 16)
+    x = torch.randn(4, 23, 5, requires_grad=True)
+    state = (torch.randn(4, 16), torch.randn(4, 16))
+
+    def outputs_and_gradients(chunk_bytes):
+        monkeypatch.setattr(model_module, "CPU_CHUNK_BYTES", chunk_bytes)
+        lstm.zero_grad()
+        x.grad = None
+        out, (h, c) = lstm(x, state)
+        (out.square().sum() + h.sum() + c.sum()).backward()
+        return [out, h, c, x.grad] + [p.grad.clone() for p in lstm.parameters()]
+
+    chunked = outputs_and_gradients(4 * 4 * 16 * 4 * 5)  # 5 steps per call: 5 calls, the last one short
+    whole = outputs_and_gradients(1 << 40)
+    for a, b in zip(chunked, whole):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_layer_norm_lstm_gradients_equal_plain_autograd(training):
+    """forward computes w_hh's gradient in one matmul after the loop; it must equal what
+    autograd gives when every step multiplies by w_hh itself."""
+    torch.manual_seed(0)
+    cell = LayerNormLSTM(5, 12, groups=2, dropout=0.3).double().train(training)
+    x = torch.randn(2, 3, 9, 5, dtype=torch.float64)
+    h0 = torch.randn(2, 3, 12, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(2, 3, 12, dtype=torch.float64)
+
+    def plain_forward():
+        h, c = h0, c0
+        outputs = []
+        x_projs = cell.project_inputs(x).unbind(2)
+        for x_proj, keep in zip(x_projs, cell.dropout_masks(len(x_projs), h)):
+            h, c = cell.step(x_proj, h, c, keep)
+            outputs.append(h)
+        return torch.stack(outputs, dim=2), (h, c)
+
+    def gradients(forward):
+        cell.zero_grad()
+        h0.grad = None
+        torch.manual_seed(1)  # the same dropout masks for both
+        out, (h, c) = forward()
+        (out.square().sum() + c.sum()).backward()
+        return [out, h0.grad] + [p.grad.clone() for p in cell.parameters()]
+
+    for a, b in zip(gradients(lambda: cell(x, (h0, c0))), gradients(plain_forward)):
+        torch.testing.assert_close(a, b)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
