@@ -19,7 +19,7 @@ import torch.nn.functional as F
 LOG_2PI = math.log(2 * math.pi)
 LOG_SIGMA_RANGE = (-7.0, 7.0)  # guards exp(sigma) against under/overflow over long runs
 RHO_LIMIT = 1 - 1e-4  # keeps 1 - rho^2 away from 0
-CPU_CHUNK_BYTES = 8 << 20  # gate pre-activations per recurrent call on the CPU (see FusedLSTM.forward)
+CPU_CHUNK_BYTES = 8 << 20  # gate pre-activations per nn.LSTM call on the CPU (see FusedLSTM.forward)
 
 
 @dataclass
