@@ -64,6 +64,25 @@ def model_from_checkpoint(payload, path="checkpoint"):
     return model
 
 
+# What must agree for one model's weights to fit another's.
+ARCHITECTURE_FIELDS = ("enc_size", "dec_size", "z_size", "num_mixture", "cell", "conditional")
+
+
+def load_initial_weights(model, path):
+    """Copy a checkpoint's weights into `model` (a fresh run that starts from another run's model).
+    Returns where they came from, to be kept in the new run's checkpoints."""
+    payload = load_checkpoint(path)
+    source = model_from_checkpoint(payload, path)
+    differ = [f"{name} {getattr(source.config, name)} there, {getattr(model.config, name)} here"
+              for name in ARCHITECTURE_FIELDS if getattr(source.config, name) != getattr(model.config, name)]
+    if differ:
+        raise CheckpointError(f"{path}: its model has another shape ({'; '.join(differ)}); "
+                              f"choose the same --preset, --cell and --set sizes as its run")
+    model.load_state_dict(source.state_dict())
+    return {"file": Path(path).name, "sha256": file_sha256(path), "categories": list(source.config.categories),
+            "step": payload["step"]}
+
+
 def load_model(path, device="cpu"):
     """(model on device in eval mode, checkpoint dict) from a checkpoint file."""
     payload = load_checkpoint(path)

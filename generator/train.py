@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_initial_weights, model_from_checkpoint, save_checkpoint
 from .data import BucketBatcher, drop_points, random_scale, stroke5_batch
 from .model import Config, SketchRNN, kl_loss, reconstruction_loss, total_loss
 
@@ -60,9 +60,10 @@ def evaluate(model, drawings, n_max, device, batch_size=100, seed=0):
 
 
 class Run:
-    """One training run in a folder: create it fresh or resume it from last.pt."""
+    """One training run in a folder: create it fresh (from random weights, or from another run's
+    checkpoint with `init_from`) or resume it from last.pt."""
 
-    def __init__(self, config, data, out_dir, device, seed=0, resume=False):
+    def __init__(self, config, data, out_dir, device, seed=0, resume=False, init_from=None):
         self.config = config
         self.data = data
         self.out_dir = Path(out_dir)
@@ -73,7 +74,10 @@ class Run:
         self.seconds = 0.0
         self.best_loss = math.inf
         torch.manual_seed(seed)
-        self.model = SketchRNN(config).to(self.device)
+        self.model = SketchRNN(config)
+        # Provenance of the starting weights, kept in every checkpoint of the run.
+        self.init_from = load_initial_weights(self.model, init_from) if init_from else None
+        self.model.to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.batcher = BucketBatcher([len(d) for d in self.train_drawings], config.batch_size, seed)
         self.aug_rng = np.random.default_rng([seed, 1])
@@ -91,6 +95,7 @@ class Run:
             "scale_factor": self.data.scale_factor,
             "n_max": self.data.n_max,
             "step": self.step,
+            "init_from": self.init_from,
         }
 
     def save_last(self):
@@ -121,6 +126,7 @@ class Run:
         self.model.load_state_dict(model_from_checkpoint(payload, path).state_dict())
         self.optimizer.load_state_dict(payload["optimizer"])
         self.step = payload["step"]
+        self.init_from = payload.get("init_from")
         self.seconds = payload["seconds"]
         self.best_loss = payload["best_loss"]
         rng = payload["rng"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from django.core.management import CommandError, call_command
 
-from generator.checkpoint import CheckpointError, load_checkpoint
+from generator.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from generator.data import load_sketch_data
 from generator.model import Config
 from generator.train import Run
@@ -171,3 +171,44 @@ def test_set_overrides_hyper_parameters_and_they_are_saved(fixture_data_dir, tmp
     config = Config.from_dict(load_checkpoint(out / "best.pt")["config"])
     assert (config.recurrent_dropout, config.enc_size, config.cell, config.augment_stroke_prob) == (0.3, 32, "lstm", 0.2)
     assert config.dec_size == 256  # the rest is the cpu preset's
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(fixture_data_dir, data, tmp_path, capsys):
+    config = Config(categories=("circle", "square"), cell="lstm", **TINY)
+    Run(config, data, tmp_path / "both", "cpu", seed=1).train(3)
+    source = tmp_path / "both" / "best.pt"
+
+    square = load_sketch_data(["square"], fixture_data_dir)
+    fine = Run(Config(categories=("square",), cell="lstm", **TINY), square, tmp_path / "square", "cpu", init_from=source)
+    fresh = Run(Config(categories=("square",), cell="lstm", **TINY), square, tmp_path / "fresh", "cpu")
+    for name, value in load_checkpoint(source)["model"].items():
+        torch.testing.assert_close(fine.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    assert not torch.equal(fresh.model.out.weight, fine.model.out.weight)
+    assert fine.step == 0 and not fine.optimizer.state  # a fresh step count, optimiser and schedules
+
+    out = tmp_path / "cmd"
+    common = ["--categories", "square", "--out", str(out), "--data-dir", str(fixture_data_dir), "--cell", "lstm",
+              "--eval-every", "2", *[f"--set={k}={v}" for k, v in TINY.items() if k != "eval_every"]]
+    call_command("train_sketch_rnn", *common, "--steps", "2", "--init-from", str(source))
+    assert "from the weights of best.pt (circle,square, step 3)" in capsys.readouterr().out
+    provenance = load_checkpoint(out / "best.pt")["init_from"]
+    assert provenance["sha256"] == file_sha256(source) and provenance["categories"] == ["circle", "square"]
+    # Resuming keeps where the weights came from.
+    call_command("train_sketch_rnn", *common, "--steps", "4", "--resume")
+    assert load_checkpoint(out / "last.pt")["init_from"] == provenance
+
+
+def test_init_from_needs_the_same_model_shape_and_a_new_run(fixture_data_dir, tmp_path):
+    source = tmp_path / "small"
+    call_command("train_sketch_rnn", "--categories", "circle", "--steps", "1", "--out", str(source),
+                 "--data-dir", str(fixture_data_dir), "--cell", "lstm", "--set", "dec_size=32")
+    common = ["--categories", "square", "--steps", "1", "--data-dir", str(fixture_data_dir), "--cell", "lstm"]
+    with pytest.raises(CommandError, match="another shape \\(dec_size 32 there, 256 here\\)"):
+        call_command("train_sketch_rnn", *common, "--out", str(tmp_path / "a"), "--init-from", str(source / "best.pt"))
+    with pytest.raises(CommandError, match="another shape \\(dec_size 32 there, 256 here; cell lstm there, layer_norm"):
+        call_command("train_sketch_rnn", "--categories", "square", "--steps", "1", "--data-dir", str(fixture_data_dir),
+                     "--out", str(tmp_path / "b"), "--init-from", str(source / "best.pt"))
+    with pytest.raises(CommandError, match="no such checkpoint"):
+        call_command("train_sketch_rnn", *common, "--out", str(tmp_path / "c"), "--init-from", str(tmp_path / "nope.pt"))
+    with pytest.raises(CommandError, match="pass only one of them"):
+        call_command("train_sketch_rnn", *common, "--out", str(source), "--resume", "--init-from", str(source / "best.pt"))

@@ -45,6 +45,10 @@ class Command(BaseCommand):
         parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda when present")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+        parser.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                            help="start from this checkpoint's weights instead of random ones, e.g. the best.pt of a run "
+                                 "on more categories, to fine-tune it on --categories; the model's sizes and cell must "
+                                 "match, while steps, schedules and optimiser start afresh")
         parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
         parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -72,6 +76,8 @@ class Command(BaseCommand):
                        eval_every=opts["eval_every"])
         config = make_config(opts["preset"], **{**options, **overrides})
         scale = None
+        if opts["resume"] and opts["init_from"]:
+            raise CommandError("--init-from starts a new run and --resume continues one; pass only one of them")
         if opts["resume"]:
             try:
                 saved = load_checkpoint(out / "last.pt")
@@ -87,7 +93,7 @@ class Command(BaseCommand):
         try:
             data = load_sketch_data(categories, opts["data_dir"] or settings.QUICKDRAW_DATA_DIR,
                                     config.max_seq_len, factor=scale)
-            run = Run(config, data, out, device, seed=opts["seed"], resume=opts["resume"])
+            run = Run(config, data, out, device, seed=opts["seed"], resume=opts["resume"], init_from=opts["init_from"])
         except (SketchDataError, CheckpointError) as e:
             raise CommandError(str(e))
 
@@ -99,6 +105,8 @@ class Command(BaseCommand):
             f"Training {','.join(categories)} ({len(data.splits['train'])} train / {len(data.splits['valid'])} valid drawings, "
             f"scale factor {data.scale_factor:.3f}, n_max {data.n_max}) on {device}: {opts['preset']} preset, "
             f"{config.cell} cell, {n_params / 1e6:.2f}M parameters, step {run.step} -> {opts['steps']}, into {out}"
+            + (f", from the weights of {run.init_from['file']} ({','.join(run.init_from['categories'])}, "
+               f"step {run.init_from['step']})" if run.init_from else "")
         )
         # SIGTERM (e.g. a scheduler stopping the job) saves like Ctrl-C does, and so does SIGINT
         # when the shell started the run in the background with SIGINT ignored (nohup ... &).
