@@ -72,7 +72,8 @@ def load_initial_weights(model, path):
     """Copy a checkpoint's weights into `model` (a fresh run that starts from another run's model).
     Returns where they came from, to be kept in the new run's checkpoints."""
     payload = load_checkpoint(path)
-    source = model_from_checkpoint(payload, path)
+    with torch.random.fork_rng(devices=[]):  # building it draws random weights; keep the run's seed stream
+        source = model_from_checkpoint(payload, path)
     differ = [f"{name} {getattr(source.config, name)} there, {getattr(model.config, name)} here"
               for name in ARCHITECTURE_FIELDS if getattr(source.config, name) != getattr(model.config, name)]
     if differ:

@@ -180,7 +180,9 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(fixture_data_dir, 
 
     square = load_sketch_data(["square"], fixture_data_dir)
     fine = Run(Config(categories=("square",), cell="lstm", **TINY), square, tmp_path / "square", "cpu", init_from=source)
+    fine_rng = torch.get_rng_state()
     fresh = Run(Config(categories=("square",), cell="lstm", **TINY), square, tmp_path / "fresh", "cpu")
+    assert torch.equal(fine_rng, torch.get_rng_state())  # loading leaves the seed's random stream as it was
     for name, value in load_checkpoint(source)["model"].items():
         torch.testing.assert_close(fine.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
     assert not torch.equal(fresh.model.out.weight, fine.model.out.weight)
