@@ -7,6 +7,7 @@ number generators and the batcher, so a run resumes exactly where it stopped.
 
 import hashlib
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -42,6 +43,10 @@ def load_checkpoint(path, map_location="cpu"):
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message here advises weights_only=False, which would run the file's code.
+        raise CheckpointError(f"{path}: not a readable checkpoint (not a file of tensors and plain values; "
+                              f"files that would run code when loaded are refused)") from None
     except Exception as e:  # torch raises many kinds (KeyError, RuntimeError, UnpicklingError...) for bad files
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint ({first_line})") from None
