@@ -46,6 +46,7 @@ class Config:
     kl_tolerance: float = 0.2
     random_scale: float = 0.15
     augment_stroke_prob: float = 0.1
+    augment_mirror_prob: float = 0.0  # not in the reference: mirror drawings left to right
     eval_every: int = 500
 
     @classmethod

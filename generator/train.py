@@ -14,13 +14,14 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, load_initial_weights, model_from_checkpoint, save_checkpoint
-from .data import BucketBatcher, drop_points, random_scale, stroke5_batch
+from .data import BucketBatcher, drop_points, mirror, random_scale, stroke5_batch
 from .model import Config, SketchRNN, kl_loss, reconstruction_loss, total_loss
 
 METRICS_FIELDS = ["step", "lr", "w_kl", "train_l_r", "train_l_kl", "valid_l_r", "valid_l_kl", "valid_loss", "seconds"]
 
 
 def augment(drawing, rng, config):
+    drawing = mirror(drawing, rng, config.augment_mirror_prob)
     drawing = random_scale(drawing, rng, config.random_scale)
     return drop_points(drawing, rng, config.augment_stroke_prob)
 

@@ -11,6 +11,7 @@ from generator.data import (
     SketchDataError,
     clamp_and_filter,
     drop_points,
+    mirror,
     load_ndjson,
     load_npz,
     load_sketch_data,
@@ -180,6 +181,18 @@ def test_random_scale_stays_in_range():
         scaled = random_scale(drawing, rng, 0.15)
         assert np.all((scaled[:, :2] >= 8.5) & (scaled[:, :2] <= 11.5))
         np.testing.assert_array_equal(scaled[:, 2], drawing[:, 2])
+
+
+def test_mirror_negates_x_only_and_draws_nothing_when_off():
+    drawing = np.array([[3, 4, 0], [-1, 2, 1]], dtype=np.float32)
+    rng = np.random.default_rng(0)
+    mirrored = [not np.array_equal(mirror(drawing, rng, 0.5), drawing) for _ in range(200)]
+    assert 60 < sum(mirrored) < 140
+    np.testing.assert_array_equal(mirror(drawing, rng, 1.0), [[-3, 4, 0], [1, 2, 1]])
+    np.testing.assert_array_equal(drawing, [[3, 4, 0], [-1, 2, 1]])  # the input is left as it was
+    state = rng.bit_generator.state
+    assert mirror(drawing, rng, 0.0) is drawing
+    assert rng.bit_generator.state == state  # off: the augmentation stream is untouched
 
 
 def test_drop_points_keeps_endpoints_and_total_displacement():
