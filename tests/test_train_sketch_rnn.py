@@ -138,6 +138,9 @@ def test_existing_run_needs_resume_and_resume_needs_same_categories(fixture_data
         call_command("train_sketch_rnn", "--categories", "circle", "--steps", "4", *common)
     with pytest.raises(CommandError, match="was trained on circle, not square"):
         call_command("train_sketch_rnn", "--categories", "square", "--steps", "4", "--resume", *common)
+    with pytest.raises(CommandError, match=r"other settings: recurrent_dropout=0.5 \(saved: 0.1\)"):
+        call_command("train_sketch_rnn", "--categories", "circle", "--steps", "4", "--resume",
+                     "--set", "recurrent_dropout=0.5", *common)
     with pytest.raises(CommandError, match="cannot resume.*no such checkpoint"):
         call_command("train_sketch_rnn", "--categories", "circle", "--steps", "4", "--resume",
                      "--out", str(tmp_path / "elsewhere"), "--data-dir", str(fixture_data_dir))

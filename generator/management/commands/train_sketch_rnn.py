@@ -87,6 +87,12 @@ class Command(BaseCommand):
             if list(saved_config.categories) != categories:
                 raise CommandError(f"cannot resume: {out / 'last.pt'} was trained on "
                                    f"{','.join(saved_config.categories)}, not {','.join(categories)}")
+            # A resumed run keeps its saved settings; a --set that disagrees would otherwise be ignored.
+            changed = [f"{key}={value} (saved: {getattr(saved_config, key)})"
+                       for key, value in overrides.items() if getattr(saved_config, key) != value]
+            if changed:
+                raise CommandError(f"cannot resume with other settings: {', '.join(changed)}; "
+                                   "a resumed run keeps those it was started with")
             config, scale = saved_config, saved["scale_factor"]
         elif (out / "last.pt").exists():
             raise CommandError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
