@@ -206,19 +206,26 @@ class LayerNormLSTM(nn.Module):
         """x (G, B, T, in) -> outputs (G, B, T, H), final state ((G, B, H), (G, B, H)).
 
         The steps multiply by a detached w_hh, so the backward pass computes only the state's
-        gradient step by step; w_hh's gradient is one large matmul over all steps at the end
-        (RecurrentWeightGrad), instead of T small ones added up.
+        gradient step by step; w_hh's gradient is one large matmul per chunk of steps
+        (RecurrentWeightGrad), instead of one small one per step added up.
         """
         h, c = state
-        inputs, outputs = [], []
-        x_proj = RecurrentWeightGrad.apply(self.project_inputs(x), self.w_hh, inputs)
         w_hh = self.w_hh.detach()
-        # unbind, not indexing: each index's backward would fill a whole zero tensor (O(T^2)).
-        x_projs = x_proj.unbind(2)
-        for x_proj, keep in zip(x_projs, self.dropout_masks(len(x_projs), h)):
-            inputs.append(h.detach())
-            h, c = self.step(x_proj, h, c, keep, w_hh)
-            outputs.append(h)
+        steps = x.shape[2]
+        if x.device.type == "cpu":
+            # A chunk of steps at a time, for the same reason as FusedLSTM.forward: the projected
+            # inputs of all steps and their gradient are tens of MB, which glibc unmaps when freed.
+            steps = max(1, CPU_CHUNK_BYTES // (x.shape[0] * x.shape[1] * 4 * self.hidden_size * x.element_size()))
+        outputs = []
+        for chunk in x.split(steps, dim=2):
+            inputs = []
+            x_proj = RecurrentWeightGrad.apply(self.project_inputs(chunk), self.w_hh, inputs)
+            # unbind, not indexing: each index's backward would fill a whole zero tensor (O(T^2)).
+            x_projs = x_proj.unbind(2)
+            for x_proj, keep in zip(x_projs, self.dropout_masks(len(x_projs), h)):
+                inputs.append(h.detach())
+                h, c = self.step(x_proj, h, c, keep, w_hh)
+                outputs.append(h)
         return torch.stack(outputs, dim=2), (h, c)
 
 

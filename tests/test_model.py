@@ -127,9 +127,12 @@ def test_fused_lstm_in_chunks_equals_one_call(monkeypatch):
 
 
 @pytest.mark.parametrize("training", [False, True])
-def test_layer_norm_lstm_gradients_equal_plain_autograd(training):
-    """forward computes w_hh's gradient in one matmul after the loop; it must equal what
-    autograd gives when every step multiplies by w_hh itself."""
+@pytest.mark.parametrize("steps_per_chunk", [4, 9])
+def test_layer_norm_lstm_gradients_equal_plain_autograd(training, steps_per_chunk, monkeypatch):
+    """forward computes w_hh's gradient in one matmul per chunk of steps (9 steps: chunks of
+    4, 4 and 1, or one chunk); it must equal what autograd gives when every step multiplies
+    by w_hh itself."""
+    monkeypatch.setattr(model_module, "CPU_CHUNK_BYTES", 2 * 3 * 4 * 12 * 8 * steps_per_chunk)
     torch.manual_seed(0)
     cell = LayerNormLSTM(5, 12, groups=2, dropout=0.3).double().train(training)
     x = torch.randn(2, 3, 9, 5, dtype=torch.float64)
