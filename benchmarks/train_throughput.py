@@ -2,7 +2,7 @@
 padding fraction of the batches, and the model's useful FLOPs per second (real points only) as a
 fraction of this machine's fp32 matmul peak, measured in the same run.
 
-    python benchmarks/train_throughput.py [--steps 30] [--device cpu]
+    python benchmarks/train_throughput.py [--steps 30] [--rounds 3] [--device cpu]
 
 Useful FLOPs count, per real point, the multiply-adds of the encoder's two directions, the decoder
 cell and the output layer, times 3 for forward plus backward; padding steps count for nothing.
@@ -11,6 +11,7 @@ cell and the output layer, times 3 for forward plus backward; padding steps coun
 import argparse
 import time
 
+import numpy as np
 import torch
 from _common import data_dir
 
@@ -20,16 +21,19 @@ from generator.train import Run
 
 
 def matmul_peak(device, size=2048, repeats=20):
+    """The fastest of `repeats` timed matmuls: a peak, so a slow spell of the machine does not lower it."""
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
     for _ in range(3):
         a @ b
-    sync(device)
-    start = time.perf_counter()
+    best = float("inf")
     for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
         a @ b
-    sync(device)
-    return 2 * size**3 * repeats / (time.perf_counter() - start)
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
 
 
 def sync(device):
@@ -46,11 +50,16 @@ def flops_per_real_point(config):
     return 2 * (enc + dec + out)
 
 
-def measure(preset, cell, data, device, steps, tmp):
+def make_run(preset, cell, data, device, tmp):
     config = make_config(preset, cell=cell, categories=tuple(data.categories), eval_every=10**9)
     run = Run(config, data, tmp / f"{preset}-{cell}", device)
     for _ in range(3):
         run.train_step()
+    return run
+
+
+def time_steps(run, device, steps):
+    """(seconds, real points, padded cells) of `steps` training steps."""
     real = padded = 0
     sync(device)
     start = time.perf_counter()
@@ -59,12 +68,7 @@ def measure(preset, cell, data, device, steps, tmp):
         real += result["points"]
         padded += result["cells"]
     sync(device)
-    seconds = time.perf_counter() - start
-    return {
-        "sketches_per_s": steps * config.batch_size / seconds,
-        "padding": 1 - real / padded,
-        "useful_flops": 3 * flops_per_real_point(config) * real / seconds,
-    }
+    return time.perf_counter() - start, real, padded
 
 
 def main():
@@ -72,27 +76,40 @@ def main():
     from pathlib import Path
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per configuration in all")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="the steps are split into this many rounds, taking turns between the configurations, "
+                             "so that a slow spell of the machine does not fall on one of them alone")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     folder, categories = data_dir()
     data = load_sketch_data(categories[:1], folder)
     peak = matmul_peak(args.device)
     print(f"{data.categories[0]} on {args.device}, {torch.get_num_threads()} threads; "
-          f"fp32 matmul peak {peak / 1e9:.0f} GFLOP/s")
-    results = {}
+          f"fp32 matmul peak {peak / 1e9:.0f} GFLOP/s; {args.steps} steps each in {args.rounds} rounds")
+    configurations = [(preset, cell) for preset in ("paper", "cpu") for cell in ("lstm", "layer_norm")]
+    # Every run has the same seed and batch size, so round k gives each configuration the same batches.
+    per_round = {key: [] for key in configurations}
     with tempfile.TemporaryDirectory() as tmp:
-        for preset in ("paper", "cpu"):
-            for cell in ("lstm", "layer_norm"):
-                r = measure(preset, cell, data, args.device, args.steps, Path(tmp))
-                results[(preset, cell)] = r
-                print(f"{preset:5s} {cell:10s} {r['sketches_per_s']:7.1f} sketches/s  padding {r['padding']:.1%}  "
-                      f"useful {r['useful_flops'] / 1e9:6.1f} GFLOP/s = {r['useful_flops'] / peak:.0%} of peak")
+        runs = {key: make_run(*key, data, args.device, Path(tmp)) for key in configurations}
+        for steps in [len(chunk) for chunk in np.array_split(range(args.steps), args.rounds)]:
+            for key in configurations:
+                per_round[key].append(time_steps(runs[key], args.device, steps) + (steps,))
+    rates = {}
+    for (preset, cell), rounds in per_round.items():
+        seconds, real, padded, steps = (sum(values) for values in zip(*rounds))
+        config = runs[(preset, cell)].config
+        rates[(preset, cell)] = [s * config.batch_size / t for t, _, _, s in rounds]
+        useful = 3 * flops_per_real_point(config) * real / seconds
+        print(f"{preset:5s} {cell:10s} {steps * config.batch_size / seconds:7.1f} sketches/s "
+              f"(rounds {min(rates[(preset, cell)]):.0f}-{max(rates[(preset, cell)]):.0f})  "
+              f"padding {1 - real / padded:.1%}  useful {useful / 1e9:6.1f} GFLOP/s = {useful / peak:.0%} of peak")
     for cell in ("lstm", "layer_norm"):
-        ratio = results[("cpu", cell)]["sketches_per_s"] / results[("paper", cell)]["sketches_per_s"]
-        print(f"cpu preset / paper preset ({cell}): {ratio:.1f}x")
-    print(f"layer_norm / lstm (paper): "
-          f"{results[('paper', 'layer_norm')]['sketches_per_s'] / results[('paper', 'lstm')]['sketches_per_s']:.2f}")
+        ratios = [c / p for c, p in zip(rates[("cpu", cell)], rates[("paper", cell)])]
+        print(f"cpu preset / paper preset ({cell}): {np.median(ratios):.1f}x "
+              f"(median of the rounds; {min(ratios):.1f}-{max(ratios):.1f})")
+    ratios = [n / f for n, f in zip(rates[("paper", "layer_norm")], rates[("paper", "lstm")])]
+    print(f"layer_norm / lstm (paper): {np.median(ratios):.2f}")
 
 
 if __name__ == "__main__":
