@@ -19,7 +19,7 @@ import torch.nn.functional as F
 LOG_2PI = math.log(2 * math.pi)
 LOG_SIGMA_RANGE = (-7.0, 7.0)  # guards exp(sigma) against under/overflow over long runs
 RHO_LIMIT = 1 - 1e-4  # keeps 1 - rho^2 away from 0
-CPU_CHUNK_BYTES = 8 << 20  # gate pre-activations per nn.LSTM call on the CPU (see FusedLSTM.forward)
+CPU_CHUNK_BYTES = 8 << 20  # gate pre-activations per chunk of steps on the CPU (see steps_per_chunk)
 
 
 @dataclass
@@ -114,6 +114,16 @@ def parse_overrides(assignments):
 # Cells
 
 
+def steps_per_chunk(x, rows, hidden_size, steps):
+    """How many of `steps` steps a cell runs at a time. On the CPU, a few: each chunk's gate
+    pre-activations (rows x 4H per step) then stay under glibc's mmap threshold, so freed memory is
+    reused from the heap instead of being unmapped and page-faulted in again (that was about 20%
+    of a paper-preset step). Elsewhere, all steps."""
+    if x.device.type != "cpu":
+        return steps
+    return max(1, CPU_CHUNK_BYTES // (rows * 4 * hidden_size * x.element_size()))
+
+
 class FusedLSTM(nn.Module):
     """nn.LSTM over a whole sequence (teacher forcing), stepped one row at a time for sampling."""
 
@@ -134,14 +144,8 @@ class FusedLSTM(nn.Module):
         """x (B, T, in), state (h, c) each (B, H) -> outputs (B, T, H), final state."""
         h, c = state
         h, c = h[None].contiguous(), c[None].contiguous()
-        # On the CPU, a few steps per call: each call's buffers then stay under glibc's mmap
-        # threshold, so freed memory is reused from the heap instead of being unmapped and
-        # page-faulted in again (that was about 20% of a paper-preset step). Elsewhere, all steps.
-        steps = x.shape[1]
-        if x.device.type == "cpu":
-            steps = max(1, CPU_CHUNK_BYTES // (x.shape[0] * 4 * self.hidden_size * x.element_size()))
         outputs = []
-        for chunk in x.split(steps, dim=1):
+        for chunk in x.split(steps_per_chunk(x, x.shape[0], self.hidden_size, x.shape[1]), dim=1):
             out, (h, c) = self.lstm(chunk, (h, c))
             outputs.append(out)
         return torch.cat(outputs, dim=1), (h[0], c[0])
@@ -211,13 +215,9 @@ class LayerNormLSTM(nn.Module):
         """
         h, c = state
         w_hh = self.w_hh.detach()
-        steps = x.shape[2]
-        if x.device.type == "cpu":
-            # A chunk of steps at a time, for the same reason as FusedLSTM.forward: the projected
-            # inputs of all steps and their gradient are tens of MB, which glibc unmaps when freed.
-            steps = max(1, CPU_CHUNK_BYTES // (x.shape[0] * x.shape[1] * 4 * self.hidden_size * x.element_size()))
         outputs = []
-        for chunk in x.split(steps, dim=2):
+        # The projected inputs of all steps, and their gradient, would be tens of MB.
+        for chunk in x.split(steps_per_chunk(x, x.shape[0] * x.shape[1], self.hidden_size, x.shape[2]), dim=2):
             inputs = []
             x_proj = RecurrentWeightGrad.apply(self.project_inputs(chunk), self.w_hh, inputs)
             # unbind, not indexing: each index's backward would fill a whole zero tensor (O(T^2)).
