@@ -5,7 +5,9 @@ Every selection is a deterministic function of the seed, so running the same req
 every stimulus already there and adds nothing, and a run cut short is completed by running it
 again. Real drawings come from a seeded permutation of each category's test split; generated
 sketches from a seeded stream of samples per (condition, category), drawn in fixed chunks so that
-sample i is the same whatever the requested count.
+sample i is the same whatever the requested count. Each condition has a stream of its own: with
+one stream for all, sample i of two conditions (say two temperatures) would start from the same
+latent code and look alike, and a participant shown both would know them for generated.
 """
 
 import zlib
@@ -34,6 +36,12 @@ class StimulusError(Exception):
 def category_seed(seed, category, *extra):
     """A numpy/torch seed for one category's stream, stable across runs and machines."""
     return [seed, zlib.crc32(category.encode()), *extra]
+
+
+def condition_key(condition):
+    """A number for a condition from what defines it (not its database id), stable across runs."""
+    text = f"{condition.checkpoint_sha256}|{condition.temperature!r}|{condition.mode}|{condition.reject_degenerate}"
+    return zlib.crc32(text.encode())
 
 
 @dataclass
@@ -114,7 +122,9 @@ def add_real_stimuli(study, category, per_category, seed, data_dir, summary, pro
 
 def conditional_sources(study, category, seed, data_dir, scale_factor, max_len):
     """Test drawings to encode for conditional samples: the seeded permutation read from its end,
-    without the drawings the study shows as real stimuli. Returns (indices, normalised drawings)."""
+    without the drawings the study shows as real stimuli. Every condition encodes the same ones,
+    so conditions compare on the same drawings (Study.choose_stimuli never shows a participant two
+    sketches of one drawing). Returns (indices, normalised drawings)."""
     data = load_sketch_data([category], data_dir, max_len, factor=scale_factor)
     raw_test = load_category(category, data_dir)["test"]
     shown = set(study.stimuli.filter(source=Stimulus.Source.REAL, category=category)
@@ -129,13 +139,14 @@ def conditional_sources(study, category, seed, data_dir, scale_factor, max_len):
     return order, [data.splits["test"][position[i]] for i in order]
 
 
-def sample_chunk(checkpoint, category, mode, temperature, seed, chunk, sources, device):
+def sample_chunk(checkpoint, category, condition, seed, chunk, sources, device):
     """SAMPLE_CHUNK samples, the same for the same arguments. Returns (strokes, ended, source index
     or None per sample)."""
     generator = torch.Generator(device=device).manual_seed(
-        int(np.random.default_rng(category_seed(seed, category, chunk)).integers(2**62)))
+        int(np.random.default_rng(category_seed(seed, category, condition_key(condition), chunk)).integers(2**62)))
     model, payload = checkpoint.model, checkpoint.payload
-    if mode == Condition.Mode.CONDITIONAL:
+    temperature = condition.temperature
+    if condition.mode == Condition.Mode.CONDITIONAL:
         order, drawings = sources
         picks = [(chunk * SAMPLE_CHUNK + k) % len(order) for k in range(SAMPLE_CHUNK)]
         z = encode(model, [drawings[p] for p in picks], generator=generator, device=device)
@@ -168,8 +179,7 @@ def add_generated_stimuli(study, condition, checkpoint, category, per_category, 
         if sampled >= per_category * MAX_ATTEMPTS_PER_SKETCH:
             raise StimulusError(f"{category}: only {accepted} of {sampled} samples were not degenerate; "
                                 f"lower the temperature or drop --reject-degenerate")
-        strokes, ended, source_indices = sample_chunk(checkpoint, category, condition.mode, condition.temperature,
-                                                      seed, chunk, sources, device)
+        strokes, ended, source_indices = sample_chunk(checkpoint, category, condition, seed, chunk, sources, device)
         for k in range(SAMPLE_CHUNK):
             if accepted == per_category:
                 break

@@ -105,6 +105,11 @@ class Study(models.Model):
         come first (assignments, not ratings, so participants who start at the same time spread
         out; then fewer ratings; then chance). With too few stimuli both halves shrink to the
         same size, so a session stays balanced rather than full.
+
+        No two of them come from one test drawing: conditional samples of several conditions (and a
+        condition asked for more samples than the test split holds) encode the same drawings, and
+        two reconstructions of one drawing side by side would give both away as generated. A cell
+        whose remaining stimuli all share a drawing with ones already chosen gives fewer.
         """
         stimuli = list(self.stimuli.exclude(source=Stimulus.Source.ATTENTION).order_by("pk"))
         usage = _usage_keys(stimuli, rng)
@@ -127,7 +132,17 @@ class Study(models.Model):
             real_counts = spread(same, [len(c) for c in real_cells], rng)
             generated_counts = spread(same, [len(c) for c in generated_cells], rng)
         cells = real_cells + generated_cells
-        return [s for cell, n in zip(cells, real_counts + generated_counts) for s in cell[:n]]
+        chosen, drawings = [], set()
+        for cell, n in zip(cells, real_counts + generated_counts):
+            from_cell = []
+            for stimulus in cell:
+                if len(from_cell) == n:
+                    break
+                if stimulus.drawing_key is None or stimulus.drawing_key not in drawings:
+                    from_cell.append(stimulus)
+                    drawings.add(stimulus.drawing_key)
+            chosen += from_cell
+        return chosen
 
     def choose_attention_checks(self, rng):
         """`attention_checks` catch trials (fewer if fewer exist), least-assigned first."""
@@ -222,6 +237,13 @@ class Stimulus(models.Model):
 
     def __str__(self):
         return f"{self.public_id} ({self.source} {self.category})"
+
+    @property
+    def drawing_key(self):
+        """The test drawing this stimulus shows or reconstructs, or None (unconditional samples)."""
+        if self.dataset_index is None or self.source == self.Source.ATTENTION:
+            return None
+        return (self.category, self.dataset_file, self.dataset_index)
 
     @property
     def image_path(self):

@@ -61,6 +61,32 @@ def test_the_least_assigned_stimuli_come_first(make_study):
                           for a in p.assignments.all()).values()) == [1] * 12 + [2] * 4
 
 
+def as_reconstructions_of_the_same_drawings(study):
+    """Make the generated stimuli conditional samples: sample i of every condition encodes test
+    drawing 100 + i, as generate_samples --mode conditional does for two temperatures."""
+    for stimulus in study.stimuli.filter(source="generated"):
+        stimulus.dataset_file, stimulus.dataset_split = f"{stimulus.category}.npz", "test"
+        stimulus.dataset_index = 100 + stimulus.sample_index
+        stimulus.save()
+
+
+def test_no_participant_sees_two_sketches_made_from_one_drawing(make_study):
+    study = make_study(items_per_participant=8, real=4, generated=4, temperatures=(0.3, 0.8), attention=0)
+    as_reconstructions_of_the_same_drawings(study)
+    for n in range(8):
+        items = sequence(study, f"token-{n}")
+        drawings = [(s.category, s.dataset_index) for s in items]
+        assert len(set(drawings)) == len(drawings) == 8
+        assert Counter(s.source for s in items) == {"real": 4, "generated": 4}
+
+
+def test_a_cell_gives_fewer_rather_than_a_second_sketch_of_one_drawing(make_study):
+    study = make_study(items_per_participant=8, real=4, generated=1, temperatures=(0.3, 0.8), attention=0)
+    as_reconstructions_of_the_same_drawings(study)
+    generated = [s for s in sequence(study) if s.source == "generated"]
+    assert sorted(s.category for s in generated) == ["circle", "square"]
+
+
 def test_attention_checks_are_mixed_in_with_the_configured_count(make_study):
     study = make_study(items_per_participant=6, attention=3)
     for token in ("first", "second", "third", "fourth"):

@@ -4,12 +4,14 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from django.core.management import CommandError, call_command
 from PIL import Image
 
 from generator.data import load_npz
 from generator.model import Config
 from generator.render import sketch_png
+from generator.sample import sample
 from ratings.models import Condition, Stimulus, Study
 
 from .test_render import png_chunks
@@ -159,6 +161,25 @@ def test_another_temperature_adds_a_condition_to_the_same_study(demo):
     assert sorted(study.conditions.values_list("temperature", flat=True).distinct()) == [0.2, 0.8]
     assert study.stimuli.filter(source="real").count() == 4
     assert study.stimuli.filter(source="generated").count() == 8
+
+
+@pytest.mark.django_db
+def test_each_condition_samples_from_latent_codes_of_its_own(demo, monkeypatch):
+    """Sample i of two conditions must not start from one code: the two sketches would look alike."""
+    from generator import stimuli
+
+    codes = {}
+
+    def recording_sample(model, z=None, temperature=0.5, **kwargs):
+        codes.setdefault(temperature, []).append(z.clone())
+        return sample(model, z=z, temperature=temperature, **kwargs)
+
+    monkeypatch.setattr(stimuli, "sample", recording_sample)
+    for n, temperature in enumerate(("0.2", "0.8", "0.2")):
+        generate("--study", f"codes-{n}", "--real", "0", "--generated", "4", "--temperature", temperature)
+    (first, again), (other, _) = codes[0.2][::2], codes[0.8]  # circle's codes (square's come second)
+    assert torch.equal(first, again)  # one condition's stream is reproducible
+    assert not torch.isclose(first, other).any()
 
 
 @pytest.mark.django_db
