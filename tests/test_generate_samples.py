@@ -245,3 +245,20 @@ def test_unconditional_needs_single_category_checkpoints(checkpoints):
         generate("--study", "x", "--checkpoint", str(checkpoints / "circle.pt"),
                  "--checkpoint", str(checkpoints / "circle-square.pt"), "--mode", "conditional")
     assert not Study.objects.exists()
+
+
+@pytest.mark.django_db
+def test_greedy_sampling_of_a_decoder_only_model_is_refused(tmp_path):
+    """With no latent code, greedy samples are all one sketch."""
+    from generator.data import load_sketch_data
+    from generator.train import Run
+    from tests.conftest import FIXTURE_DATA_DIR
+
+    data = load_sketch_data(["circle"], FIXTURE_DATA_DIR, max_len=40)
+    Run(Config(categories=("circle",), cell="lstm", conditional=False, **TINY), data, tmp_path / "run", "cpu").train(1)
+    decoder_only = str(tmp_path / "run" / "best.pt")
+    with pytest.raises(CommandError, match="every sample is the same sketch"):
+        generate("--study", "greedy", "--checkpoint", decoder_only, "--temperature", "0")
+    assert not Study.objects.exists()
+    generate("--study", "greedy", "--checkpoint", decoder_only, "--temperature", "0.1", "--real", "2", "--generated", "2")
+    assert Study.objects.get(slug="greedy").stimuli.filter(source="generated").count() == 2

@@ -71,7 +71,7 @@ class Command(BaseCommand):
         checkpoints = self.load_checkpoints(opts["checkpoint"], device)
         categories = (parse_categories(opts["categories"]) if opts["categories"]
                       else list(dict.fromkeys(c for ck in checkpoints for c in ck.categories)))
-        by_category = self.checkpoint_per_category(checkpoints, categories, mode)
+        by_category = self.checkpoint_per_category(checkpoints, categories, mode, opts["temperature"])
         self.check_data(categories, data_dir, opts)
 
         with transaction.atomic():
@@ -135,7 +135,7 @@ class Command(BaseCommand):
             checkpoints.append(Checkpoint(path=Path(path).name, sha256=file_sha256(path), model=model, payload=payload))
         return checkpoints
 
-    def checkpoint_per_category(self, checkpoints, categories, mode):
+    def checkpoint_per_category(self, checkpoints, categories, mode, temperature):
         by_category = {}
         for category in categories:
             matching = [c for c in checkpoints if category in c.categories]
@@ -153,6 +153,10 @@ class Command(BaseCommand):
             if mode == Condition.Mode.CONDITIONAL and not checkpoint.model.config.conditional:
                 raise CommandError(f"{checkpoint.path} is a decoder-only model and cannot encode drawings; "
                                    f"use --mode unconditional")
+            if temperature == 0 and not checkpoint.model.config.conditional:
+                # Nothing random is left: no latent code, no sampling. Participants would see one sketch many times.
+                raise CommandError(f"{checkpoint.path} is a decoder-only model: at --temperature 0 (greedy) every "
+                                   f"sample is the same sketch; use a temperature above 0")
             by_category[category] = checkpoint
         return by_category
 
