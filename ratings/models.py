@@ -15,16 +15,25 @@ from django.urls import reverse
 from django.utils import timezone
 
 
+def random_id(nbytes):
+    """A URL-safe random id that does not start with '-': spreadsheets read such a cell of an
+    exported CSV as a formula and show an error instead of the id."""
+    while True:
+        token = secrets.token_urlsafe(nbytes)
+        if not token.startswith("-"):
+            return token
+
+
 def new_public_id():
-    return secrets.token_urlsafe(12)
+    return random_id(12)
 
 
 def new_participant_token():
-    return secrets.token_urlsafe(18)
+    return random_id(18)
 
 
 def new_consent_token():
-    return secrets.token_urlsafe(18)
+    return random_id(18)
 
 
 DEFAULT_INSTRUCTIONS = (

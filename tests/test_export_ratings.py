@@ -122,3 +122,11 @@ def test_clear_errors(rated_study, tmp_path):
     with pytest.raises(CommandError):
         export("--study", "rated")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_ids_never_start_with_a_minus_which_spreadsheets_read_as_a_formula(monkeypatch):
+    from ratings import models
+
+    drawn = iter(["-Ab3", "-x", "Ab3"])
+    monkeypatch.setattr(models.secrets, "token_urlsafe", lambda nbytes: next(drawn))
+    assert models.new_public_id() == "Ab3"
