@@ -47,6 +47,7 @@ class Config:
     random_scale: float = 0.15
     augment_stroke_prob: float = 0.1
     augment_mirror_prob: float = 0.0  # not in the reference: mirror drawings left to right
+    ema_decay: float = 0.0  # not in the reference: validate and keep a moving average of the weights (0: off)
     eval_every: int = 500
 
     @classmethod

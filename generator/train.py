@@ -3,6 +3,10 @@
 The run's folder holds best.pt (lowest validation loss, weights only), last.pt (everything needed
 to resume: optimiser, schedules, random generators, batcher position), metrics.csv and loss.png.
 A resumed run continues exactly as an uninterrupted one would have.
+
+With `ema_decay` > 0 the run also keeps an exponential moving average of the weights after every
+step; that average is what is validated and what best.pt holds (on 2000 drawings its validation
+loss is lower and steadier than the raw weights'), while training goes on with the raw weights.
 """
 
 import csv
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .checkpoint import CheckpointError, load_checkpoint, load_initial_weights, model_from_checkpoint, save_checkpoint
 from .data import BucketBatcher, drop_points, mirror, random_scale, stroke5_batch
@@ -79,6 +84,8 @@ class Run:
         # Provenance of the starting weights, kept in every checkpoint of the run.
         self.init_from = load_initial_weights(self.model, init_from) if init_from else None
         self.model.to(self.device)
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+                    if config.ema_decay > 0 else None)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.batcher = BucketBatcher([len(d) for d in self.train_drawings], config.batch_size, seed)
         self.aug_rng = np.random.default_rng([seed, 1])
@@ -89,10 +96,15 @@ class Run:
 
     # -- checkpoints --------------------------------------------------------------------------
 
-    def _common_payload(self):
+    @property
+    def validated_model(self):
+        """The weights that are validated and kept as best.pt: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _common_payload(self, model):
         return {
             "config": self.config.to_dict(),
-            "model": self.model.state_dict(),
+            "model": model.state_dict(),
             "scale_factor": self.data.scale_factor,
             "n_max": self.data.n_max,
             "step": self.step,
@@ -107,7 +119,8 @@ class Run:
             "batcher": self.batcher.state(),
         }
         save_checkpoint({
-            **self._common_payload(),
+            **self._common_payload(self.model),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "rng": rng,
             "seconds": self.seconds,
@@ -115,7 +128,7 @@ class Run:
         }, self.out_dir / "last.pt")
 
     def save_best(self, valid):
-        save_checkpoint({**self._common_payload(), "valid": valid}, self.out_dir / "best.pt")
+        save_checkpoint({**self._common_payload(self.validated_model), "valid": valid}, self.out_dir / "best.pt")
 
     def _restore(self, path):
         payload = load_checkpoint(path, map_location=self.device)
@@ -126,6 +139,8 @@ class Run:
             raise CheckpointError(f"{path}: was trained with another config or categories; resume with the same ones")
         self.model.load_state_dict(model_from_checkpoint(payload, path).state_dict())
         self.optimizer.load_state_dict(payload["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(payload["ema"])
         self.step = payload["step"]
         self.init_from = payload.get("init_from")
         self.seconds = payload["seconds"]
@@ -182,12 +197,14 @@ class Run:
         loss.backward()
         torch.nn.utils.clip_grad_value_(self.model.parameters(), config.grad_clip)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         self.step += 1
         return {"l_r": l_r.item(), "l_kl": l_kl.item() if l_kl is not None else 0.0, "lr": lr, "w_kl": w_kl,
                 "points": int(lengths.sum()), "cells": int(batch.shape[0] * (batch.shape[1] - 1))}
 
     def validate(self):
-        valid = evaluate(self.model, self.valid_drawings, self.data.n_max, self.device)
+        valid = evaluate(self.validated_model, self.valid_drawings, self.data.n_max, self.device)
         if valid["loss"] < self.best_loss:
             self.best_loss = valid["loss"]
             self.save_best(valid)

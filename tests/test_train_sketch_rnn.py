@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from generator.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from generator.data import load_sketch_data
 from generator.model import Config
-from generator.train import Run
+from generator.train import Run, evaluate
 from tests.conftest import ROOT
 
 TINY = dict(enc_size=16, dec_size=24, z_size=8, num_mixture=3, batch_size=20, eval_every=3)
@@ -27,9 +27,9 @@ def data(fixture_data_dir):
     return load_sketch_data(["circle", "square"], fixture_data_dir)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
-def test_n_steps_straight_equal_half_resume_half(cell, data, tmp_path):
-    config = Config(categories=("circle", "square"), cell=cell, **TINY)
+@pytest.mark.parametrize("cell, ema_decay", [("lstm", 0.0), ("layer_norm", 0.0), ("lstm", 0.5)])
+def test_n_steps_straight_equal_half_resume_half(cell, ema_decay, data, tmp_path):
+    config = Config(categories=("circle", "square"), cell=cell, ema_decay=ema_decay, **TINY)
     straight = Run(config, data, tmp_path / "straight", "cpu", seed=5)
     straight.train(8)
 
@@ -41,11 +41,30 @@ def test_n_steps_straight_equal_half_resume_half(cell, data, tmp_path):
 
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(second.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    for name, value in straight.validated_model.state_dict().items():
+        torch.testing.assert_close(second.validated_model.state_dict()[name], value, rtol=0, atol=0, msg=name)
     # The same validation numbers at the same steps; the first half also validated at its end.
     valid = lambda rows: {r["step"]: (r["lr"], r["w_kl"], r["valid_l_r"], r["valid_l_kl"]) for r in rows}
     straight_rows, halves_rows = valid(metrics(tmp_path / "straight")), valid(metrics(tmp_path / "halves"))
     assert list(halves_rows) == ["3", "4", "6", "8"]
     assert {step: halves_rows[step] for step in straight_rows} == straight_rows
+
+
+def test_with_ema_the_moving_average_is_validated_and_kept_as_best(data, tmp_path):
+    config = Config(categories=("circle", "square"), cell="lstm", ema_decay=0.75, **{**TINY, "eval_every": 4})
+    run = Run(config, data, tmp_path, "cpu")
+    expected = None
+    for _ in range(4):
+        run.train_step()
+        weights = {name: value.clone() for name, value in run.model.state_dict().items()}
+        # The first step's weights, then average = 0.75 average + 0.25 weights after every step.
+        expected = weights if expected is None else {n: 0.75 * expected[n] + 0.25 * weights[n] for n in weights}
+    valid = run.validate()
+    best = load_checkpoint(tmp_path / "best.pt")
+    for name, value in expected.items():
+        torch.testing.assert_close(best["model"][name], value, msg=name)
+    assert not torch.equal(best["model"]["out.weight"], run.model.state_dict()["out.weight"])
+    assert valid["L_R"] == evaluate(run.validated_model, run.valid_drawings, data.n_max, "cpu")["L_R"]
 
 
 def test_interrupt_saves_the_last_finished_step(data, tmp_path):
