@@ -143,14 +143,17 @@ class Study(models.Model):
         cells = real_cells + generated_cells
         chosen, drawings = [], set()
         for cell, n in zip(cells, real_counts + generated_counts):
-            from_cell = []
+            taken = 0
             for stimulus in cell:
-                if len(from_cell) == n:
+                key = stimulus.drawing_key
+                if taken == n:
                     break
-                if stimulus.drawing_key is None or stimulus.drawing_key not in drawings:
-                    from_cell.append(stimulus)
-                    drawings.add(stimulus.drawing_key)
-            chosen += from_cell
+                if key is not None:
+                    if key in drawings:
+                        continue
+                    drawings.add(key)
+                chosen.append(stimulus)
+                taken += 1
         return chosen
 
     def choose_attention_checks(self, rng):
