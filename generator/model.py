@@ -22,6 +22,9 @@ RHO_LIMIT = 1 - 1e-4  # keeps 1 - rho^2 away from 0
 CPU_CHUNK_BYTES = 8 << 20  # gate pre-activations per chunk of steps on the CPU (see steps_per_chunk)
 
 
+CELLS = ("layer_norm", "lstm")
+
+
 @dataclass
 class Config:
     """Every hyper-parameter of a model and its training run; saved inside each checkpoint."""
@@ -31,7 +34,7 @@ class Config:
     dec_size: int = 512
     z_size: int = 128
     num_mixture: int = 20
-    cell: str = "layer_norm"  # "lstm" or "layer_norm"
+    cell: str = "layer_norm"  # one of CELLS
     recurrent_dropout: float = 0.1  # drop rate of the cell's candidate (layer_norm cell only)
     conditional: bool = True  # False: decoder only, no encoder, no z
     batch_size: int = 100
@@ -49,6 +52,28 @@ class Config:
     augment_mirror_prob: float = 0.0  # not in the reference: mirror drawings left to right
     ema_decay: float = 0.0  # not in the reference: validate and keep a moving average of the weights (0: off)
     eval_every: int = 500
+
+    def __post_init__(self):
+        # --set and foreign checkpoints reach here unchecked; a bad value would otherwise fail
+        # far from its cause (a division by zero, or NaN reported as a diverged run).
+        rules = [
+            (self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}"),
+            (min(self.enc_size, self.dec_size, self.z_size, self.num_mixture, self.batch_size) >= 1,
+             "enc_size, dec_size, z_size, num_mixture and batch_size must be at least 1"),
+            (self.max_seq_len >= 1 and self.eval_every >= 1, "max_seq_len and eval_every must be at least 1"),
+            (0 <= self.recurrent_dropout < 1 and 0 <= self.ema_decay < 1 and 0 <= self.random_scale < 1,
+             "recurrent_dropout, ema_decay and random_scale must be at least 0 and below 1"),
+            (0 <= self.augment_stroke_prob <= 1 and 0 <= self.augment_mirror_prob <= 1,
+             "augment_stroke_prob and augment_mirror_prob must be between 0 and 1"),
+            (self.lr > 0 and 0 <= self.min_lr <= self.lr and self.grad_clip > 0,
+             "lr and grad_clip must be above 0, and min_lr between 0 and lr"),
+            (0 < self.lr_decay <= 1 and 0 < self.kl_decay_rate <= 1, "lr_decay and kl_decay_rate must be in (0, 1]"),
+            (min(self.kl_weight, self.kl_weight_start, self.kl_tolerance) >= 0,
+             "kl_weight, kl_weight_start and kl_tolerance must be at least 0"),
+        ]
+        broken = [message for ok, message in rules if not ok]
+        if broken:
+            raise ValueError(f"invalid settings: {'; '.join(broken)}")
 
     @classmethod
     def from_dict(cls, values):
@@ -285,10 +310,8 @@ class SketchRNN(nn.Module):
                 nn.init.zeros_(layer.bias)
         if c.cell == "lstm":
             self.dec = FusedLSTM(dec_input, c.dec_size)
-        elif c.cell == "layer_norm":
-            self.dec = LayerNormLSTM(dec_input, c.dec_size, groups=1, dropout=c.recurrent_dropout)
         else:
-            raise ValueError(f"unknown cell '{c.cell}' (choose lstm or layer_norm)")
+            self.dec = LayerNormLSTM(dec_input, c.dec_size, groups=1, dropout=c.recurrent_dropout)
         self.out = nn.Linear(c.dec_size, 6 * c.num_mixture + 3)
 
     # -- encoder ------------------------------------------------------------------------------

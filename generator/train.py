@@ -79,6 +79,8 @@ class Run:
         self.step = 0
         self.seconds = 0.0
         self.best_loss = math.inf
+        self.saved_step = None  # the step last.pt holds, once this run has saved it
+        self.stop_requested = False
         torch.manual_seed(seed)
         self.model = SketchRNN(config)
         # Provenance of the starting weights, kept in every checkpoint of the run.
@@ -126,6 +128,7 @@ class Run:
             "seconds": self.seconds,
             "best_loss": self.best_loss,
         }, self.out_dir / "last.pt")
+        self.saved_step = self.step
 
     def save_best(self, valid):
         save_checkpoint({**self._common_payload(self.validated_model), "valid": valid}, self.out_dir / "best.pt")
@@ -134,23 +137,31 @@ class Run:
         payload = load_checkpoint(path, map_location=self.device)
         if "optimizer" not in payload:
             raise CheckpointError(f"{path}: holds weights only and cannot resume training")
-        saved = Config.from_dict(payload["config"])
+        try:
+            saved = Config.from_dict(payload["config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: its config is not one this version can read ({e})") from None
         if saved != self.config:
             raise CheckpointError(f"{path}: was trained with another config or categories; resume with the same ones")
         self.model.load_state_dict(model_from_checkpoint(payload, path).state_dict())
-        self.optimizer.load_state_dict(payload["optimizer"])
-        if self.ema is not None:
-            self.ema.load_state_dict(payload["ema"])
-        self.step = payload["step"]
-        self.init_from = payload.get("init_from")
-        self.seconds = payload["seconds"]
-        self.best_loss = payload["best_loss"]
-        rng = payload["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        if rng["cuda"]:
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-        self.aug_rng.bit_generator.state = rng["numpy_augment"]
-        self.batcher.restore(rng["batcher"])
+        try:
+            self.optimizer.load_state_dict(payload["optimizer"])
+            if self.ema is not None:
+                self.ema.load_state_dict(payload["ema"])
+            self.step = payload["step"]
+            self.init_from = payload.get("init_from")
+            self.seconds = payload["seconds"]
+            self.best_loss = payload["best_loss"]
+            rng = payload["rng"]
+            torch.set_rng_state(rng["torch"].cpu())
+            if rng["cuda"]:
+                torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+            self.aug_rng.bit_generator.state = rng["numpy_augment"]
+            self.batcher.restore(rng["batcher"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise CheckpointError(f"{path}: lacks part of a training state or holds a damaged one ({e!r}); "
+                                  "it cannot resume a run") from None
+        self.saved_step = self.step
 
     # -- metrics ------------------------------------------------------------------------------
 
@@ -210,18 +221,29 @@ class Run:
             self.save_best(valid)
         return valid
 
+    def request_stop(self):
+        """Ask a running `train` to save last.pt and raise KeyboardInterrupt once the step in
+        progress has finished (a signal handler calls this: an interrupt in the middle of a step
+        would save weights that do not match the saved step)."""
+        self.stop_requested = True
+
     def train(self, steps, progress=None):
         """Train up to `steps` total steps, validating and checkpointing every eval_every steps.
 
-        On KeyboardInterrupt the state after the last finished step is saved to last.pt before
-        the interrupt goes on. `progress(step, postfix)` is called after every step.
+        On KeyboardInterrupt between steps (or after `request_stop`) the state after the last
+        finished step is saved to last.pt before the interrupt goes on; one that lands in the
+        middle of a step leaves last.pt as it was. `progress(step, postfix)` is called after
+        every step.
         """
         config = self.config
         window = []
         started = time.perf_counter() - self.seconds
+        mid_step = False
         try:
             while self.step < steps:
+                mid_step = True
                 result = self.train_step()
+                mid_step = False
                 l_r, l_kl, lr, w_kl = result["l_r"], result["l_kl"], result["lr"], result["w_kl"]
                 window.append((l_r, l_kl))
                 self.seconds = time.perf_counter() - started
@@ -229,6 +251,8 @@ class Run:
                     raise FloatingPointError(f"loss became {window[-1]} at step {self.step}")
                 if self.step % config.eval_every == 0 or self.step == steps:
                     valid = self.validate()
+                    if not math.isfinite(valid["loss"]):
+                        raise FloatingPointError(f"validation loss became {valid['loss']} at step {self.step}")
                     train_l_r, train_l_kl = np.mean(window, axis=0)
                     window = []
                     self._write_metrics({
@@ -240,8 +264,11 @@ class Run:
                     self.save_last()
                 if progress:
                     progress(self.step, {"L_R": f"{l_r:.3f}", "L_KL": f"{l_kl:.3f}", "best": f"{self.best_loss:.3f}"})
+                if self.stop_requested:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
-            self.save_last()
+            if not mid_step:
+                self.save_last()
             raise
 
 
@@ -255,7 +282,9 @@ def plot_metrics(rows, path):
     steps = [int(r["step"]) for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, title in ((axes[0], "l_r", "reconstruction loss L_R"), (axes[1], "l_kl", "KL loss L_KL")):
-        ax.plot(steps, [float(r[f"train_{key}"]) for r in rows], label="train")
+        # Train losses are averaged over the steps' augmented batches, each padded only to its
+        # longest drawing; valid losses are the paper's (evaluate).
+        ax.plot(steps, [float(r[f"train_{key}"]) for r in rows], label="train (augmented batches)")
         ax.plot(steps, [float(r[f"valid_{key}"]) for r in rows], label="valid")
         ax.set_xlabel("step")
         ax.set_title(title)

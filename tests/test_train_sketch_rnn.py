@@ -84,6 +84,70 @@ def test_interrupt_saves_the_last_finished_step(data, tmp_path):
     assert [int(r["step"]) for r in metrics(tmp_path)] == [3, 6, 9, 10]
 
 
+def test_a_stop_requested_mid_step_lets_the_step_finish_and_saves_it(data, tmp_path):
+    config = Config(categories=("circle", "square"), cell="lstm", **TINY)
+    straight = Run(config, data, tmp_path / "straight", "cpu", seed=2)
+    straight.train(8)
+
+    run = Run(config, data, tmp_path / "stopped", "cpu", seed=2)
+    optimizer_step = run.optimizer.step
+
+    def step_then_signal(*args, **kwargs):
+        result = optimizer_step(*args, **kwargs)
+        if run.step == 4:  # the signal arrives after the weights changed, before the step is counted
+            run.request_stop()
+        return result
+
+    run.optimizer.step = step_then_signal
+    with pytest.raises(KeyboardInterrupt):
+        run.train(8)
+    assert run.step == 5 and load_checkpoint(tmp_path / "stopped" / "last.pt")["step"] == 5
+    resumed = Run(config, data, tmp_path / "stopped", "cpu", seed=2, resume=True)
+    resumed.train(8)
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_an_interrupt_in_the_middle_of_a_step_leaves_last_pt_as_it_was(data, tmp_path):
+    config = Config(categories=("circle", "square"), cell="lstm", **TINY)
+    run = Run(config, data, tmp_path, "cpu")
+    optimizer_step = run.optimizer.step
+
+    def interrupted_at_step_five(*args, **kwargs):
+        optimizer_step(*args, **kwargs)
+        if run.step == 4:
+            raise KeyboardInterrupt  # weights updated, step not yet counted
+
+    run.optimizer.step = interrupted_at_step_five
+    with pytest.raises(KeyboardInterrupt):
+        run.train(8)
+    assert run.saved_step == 3 and load_checkpoint(tmp_path / "last.pt")["step"] == 3
+
+
+def test_a_non_finite_validation_loss_stops_before_saving(data, tmp_path, monkeypatch):
+    config = Config(categories=("circle", "square"), cell="lstm", **TINY)
+    run = Run(config, data, tmp_path, "cpu")
+    run.train(3)
+    good = load_checkpoint(tmp_path / "last.pt")
+    monkeypatch.setattr("generator.train.evaluate", lambda *a, **k: {"L_R": float("nan"), "L_KL": 0.2,
+                                                                        "loss": float("nan"), "n": 1})
+    with pytest.raises(FloatingPointError, match="validation loss became nan at step 6"):
+        run.train(6)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 3 == run.saved_step
+    for name, value in good["model"].items():
+        torch.testing.assert_close(load_checkpoint(tmp_path / "last.pt")["model"][name], value, msg=name)
+
+
+def test_resume_with_a_damaged_training_state_is_a_clear_error(data, tmp_path):
+    config = Config(categories=("circle", "square"), cell="lstm", **TINY)
+    Run(config, data, tmp_path, "cpu").train(3)
+    payload = load_checkpoint(tmp_path / "last.pt")
+    del payload["rng"]
+    torch.save(payload, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="lacks part of a training state"):
+        Run(config, data, tmp_path, "cpu", resume=True)
+
+
 def test_resume_drops_metrics_rows_after_the_checkpoint(data, tmp_path):
     config = Config(categories=("circle", "square"), cell="lstm", **TINY)
     Run(config, data, tmp_path, "cpu").train(6)
@@ -138,6 +202,11 @@ def test_command_trains_on_fixture_and_lowers_the_loss(fixture_data_dir, tmp_pat
     (["--categories", "circle", "--set", "recurrent_dropout"], "use KEY=VALUE"),
     (["--categories", "circle", "--set", "enc_size=big"], "enc_size takes an integer"),
     (["--categories", "circle", "--set", "conditional=yes"], "conditional takes true or false"),
+    (["--categories", "circle", "--set", "eval_every=0"], "eval_every must be at least 1"),
+    (["--categories", "circle", "--set", "batch_size=0"], "batch_size must be at least 1"),
+    (["--categories", "circle", "--set", "recurrent_dropout=1"], "recurrent_dropout, .* below 1"),
+    (["--categories", "circle", "--set", "cell=bogus"], "cell must be one of layer_norm, lstm"),
+    (["--categories", "circle", "--set", "lr=0.001", "--set", "min_lr=0.01"], "min_lr between 0 and lr"),
 ])
 def test_bad_input_is_a_clear_error(args, message, fixture_data_dir, tmp_path):
     with pytest.raises(CommandError, match=message):
@@ -160,6 +229,16 @@ def test_existing_run_needs_resume_and_resume_needs_same_categories(fixture_data
     with pytest.raises(CommandError, match=r"other settings: recurrent_dropout=0.5 \(saved: 0.1\)"):
         call_command("train_sketch_rnn", "--categories", "circle", "--steps", "4", "--resume",
                      "--set", "recurrent_dropout=0.5", *common)
+    # Flags other than --set are checked too; a flag left out keeps the saved setting.
+    where = ["--categories", "circle", "--steps", "4", "--resume", "--out", str(out), "--data-dir", str(fixture_data_dir)]
+    for flags, message in ((["--cell", "layer_norm"], "cell=layer_norm \\(saved: lstm\\)"),
+                           (["--preset", "paper"], "enc_size=256 \\(saved: 128\\)"),
+                           (["--unconditional"], "conditional=False \\(saved: True\\)"),
+                           (["--eval-every", "3"], "eval_every=3 \\(saved: 2\\)")):
+        with pytest.raises(CommandError, match=message):
+            call_command("train_sketch_rnn", *where, *flags)
+    call_command("train_sketch_rnn", *where, "--preset", "cpu")
+    assert load_checkpoint(out / "last.pt")["step"] == 4
     with pytest.raises(CommandError, match="cannot resume.*no such checkpoint"):
         call_command("train_sketch_rnn", "--categories", "circle", "--steps", "4", "--resume",
                      "--out", str(tmp_path / "elsewhere"), "--data-dir", str(fixture_data_dir))

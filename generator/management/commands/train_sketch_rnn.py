@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from generator.checkpoint import CheckpointError, load_checkpoint, resolve_device
 from generator.data import SketchDataError, load_sketch_data
-from generator.model import PRESETS, Config, make_config, parse_overrides
+from generator.model import CELLS, PRESETS, Config, make_config, parse_overrides
 from generator.train import Run
 
 
@@ -18,10 +18,6 @@ def parse_categories(value):
     if not categories:
         raise CommandError("--categories needs at least one category, e.g. --categories pig,face")
     return categories
-
-
-def raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 class Command(BaseCommand):
@@ -33,18 +29,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--categories", required=True, help="comma-separated categories, e.g. pig,face")
-        parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
+        parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                             help="model size: 'paper' (enc 256, dec 512, z 128) or 'cpu' (enc 128, dec 256, z 64). Default: cpu")
-        parser.add_argument("--cell", choices=["layer_norm", "lstm"], default="layer_norm",
+        parser.add_argument("--cell", choices=CELLS, default=None,
                             help="layer_norm: layer-normalised LSTM with recurrent dropout (for small datasets); "
                                  "lstm: fused plain LSTM (faster). Default: layer_norm")
         parser.add_argument("--unconditional", action="store_true", help="decoder only: no encoder, no latent code")
         parser.add_argument("--steps", type=int, default=10000, help="total number of training steps (default 10000)")
-        parser.add_argument("--eval-every", type=int, default=500, help="validate and save every N steps (default 500)")
+        parser.add_argument("--eval-every", type=int, default=None, help="validate and save every N steps (default 500)")
         parser.add_argument("--out", default=None, help="run folder (default runs/<categories>-<preset>)")
         parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda when present")
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="seed of the weights, batches, augmentation and dropout (default 0)")
+        parser.add_argument("--resume", action="store_true",
+                            help="continue from <out>/last.pt with the settings it was started with (a flag or "
+                                 "--set that disagrees with them is refused)")
         parser.add_argument("--init-from", default=None, metavar="CHECKPOINT",
                             help="start from this checkpoint's weights instead of random ones, e.g. the best.pt of a run "
                                  "on more categories, to fine-tune it on --categories; the model's sizes and cell must "
@@ -58,12 +57,13 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if opts["steps"] < 1:
             raise CommandError("--steps must be at least 1")
-        if opts["eval_every"] < 1:
+        if opts["eval_every"] is not None and opts["eval_every"] < 1:
             raise CommandError("--eval-every must be at least 1")
         if opts["threads"]:
             torch.set_num_threads(opts["threads"])
         categories = parse_categories(opts["categories"])
-        out = Path(opts["out"] or Path("runs") / f"{'-'.join(categories)}-{opts['preset']}")
+        preset = opts["preset"] or "cpu"
+        out = Path(opts["out"] or Path("runs") / f"{'-'.join(categories)}-{preset}")
         try:
             device = resolve_device(opts["device"])
         except ValueError as e:
@@ -72,9 +72,18 @@ class Command(BaseCommand):
             overrides = parse_overrides(opts["set"])
         except ValueError as e:
             raise CommandError(str(e))
-        options = dict(categories=tuple(categories), cell=opts["cell"], conditional=not opts["unconditional"],
-                       eval_every=opts["eval_every"])
-        config = make_config(opts["preset"], **{**options, **overrides})
+        # The settings this command line asks for; with --resume each must agree with the saved run's.
+        given = dict(PRESETS[opts["preset"]]) if opts["preset"] else {}
+        for key, value in (("cell", opts["cell"]), ("eval_every", opts["eval_every"])):
+            if value is not None:
+                given[key] = value
+        if opts["unconditional"]:
+            given["conditional"] = False
+        given.update(overrides)
+        try:
+            config = make_config(preset, categories=tuple(categories), **given)
+        except ValueError as e:
+            raise CommandError(str(e))
         scale = None
         if opts["resume"] and opts["init_from"]:
             raise CommandError("--init-from starts a new run and --resume continues one; pass only one of them")
@@ -83,13 +92,16 @@ class Command(BaseCommand):
                 saved = load_checkpoint(out / "last.pt")
             except CheckpointError as e:
                 raise CommandError(f"cannot resume: {e}")
-            saved_config = Config.from_dict(saved["config"])
+            try:
+                saved_config = Config.from_dict(saved["config"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise CommandError(f"cannot resume: {out / 'last.pt'} holds a config this version cannot read ({e})")
             if list(saved_config.categories) != categories:
                 raise CommandError(f"cannot resume: {out / 'last.pt'} was trained on "
                                    f"{','.join(saved_config.categories)}, not {','.join(categories)}")
-            # A resumed run keeps its saved settings; a --set that disagrees would otherwise be ignored.
+            # A resumed run keeps its saved settings; a flag that disagrees would otherwise be ignored.
             changed = [f"{key}={value} (saved: {getattr(saved_config, key)})"
-                       for key, value in overrides.items() if getattr(saved_config, key) != value]
+                       for key, value in given.items() if getattr(saved_config, key) != value]
             if changed:
                 raise CommandError(f"cannot resume with other settings: {', '.join(changed)}; "
                                    "a resumed run keeps those it was started with")
@@ -109,15 +121,23 @@ class Command(BaseCommand):
         n_params = sum(p.numel() for p in run.model.parameters())
         self.stdout.write(
             f"Training {','.join(categories)} ({len(data.splits['train'])} train / {len(data.splits['valid'])} valid drawings, "
-            f"scale factor {data.scale_factor:.3f}, n_max {data.n_max}) on {device}: {opts['preset']} preset, "
-            f"{config.cell} cell, {n_params / 1e6:.2f}M parameters, step {run.step} -> {opts['steps']}, into {out}"
+            f"scale factor {data.scale_factor:.3f}, n_max {data.n_max}) on {device}: enc {config.enc_size}, "
+            f"dec {config.dec_size}, z {config.z_size}, {config.cell} cell, {n_params / 1e6:.2f}M parameters, step {run.step} -> {opts['steps']}, into {out}"
             + (f", from the weights of {run.init_from['file']} ({','.join(run.init_from['categories'])}, "
                f"step {run.init_from['step']})" if run.init_from else "")
         )
+
+        def stop_after_this_step(signum, frame):
+            # The step in progress finishes first, so that last.pt holds weights that match its
+            # step; a second signal stops at once and leaves last.pt as it was.
+            if run.stop_requested:
+                raise KeyboardInterrupt
+            run.request_stop()
+
         # SIGTERM (e.g. a scheduler stopping the job) saves like Ctrl-C does, and so does SIGINT
         # when the shell started the run in the background with SIGINT ignored (nohup ... &).
-        signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-        signal.signal(signal.SIGINT, raise_keyboard_interrupt)
+        signal.signal(signal.SIGTERM, stop_after_this_step)
+        signal.signal(signal.SIGINT, stop_after_this_step)
         bar = tqdm(total=opts["steps"], initial=run.step, unit="step", dynamic_ncols=True, file=sys.stderr,
                    mininterval=1.0)
 
@@ -129,11 +149,19 @@ class Command(BaseCommand):
             run.train(opts["steps"], progress)
         except KeyboardInterrupt:
             bar.close()
-            self.stderr.write(f"Interrupted: saved step {run.step} to {out / 'last.pt'}; continue with --resume.")
+            if run.saved_step == run.step:
+                self.stderr.write(f"Interrupted: saved step {run.step} to {out / 'last.pt'}; continue with --resume.")
+            elif run.saved_step is not None:
+                self.stderr.write(f"Interrupted in the middle of step {run.step + 1}: {out / 'last.pt'} still holds "
+                                  f"step {run.saved_step}; continue with --resume.")
+            else:
+                self.stderr.write("Interrupted in the middle of the first step: nothing was saved.")
             sys.exit(130)
         except FloatingPointError as e:
             bar.close()
-            raise CommandError(f"training diverged: {e}; last.pt holds the last good checkpoint")
+            kept = (f"{out / 'last.pt'} holds step {run.saved_step}, the last good checkpoint" if run.saved_step is not None
+                    else "no checkpoint was saved before it")
+            raise CommandError(f"training diverged: {e}; {kept}")
         bar.close()
         self.stdout.write(
             f"Done: step {run.step} in {run.seconds / 60:.1f} min; best validation loss {run.best_loss:.4f}. "
