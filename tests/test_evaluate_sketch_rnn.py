@@ -30,6 +30,24 @@ def test_prints_one_json_object_last(checkpoint, fixture_data_dir, capsys):
     assert sum(r["n"] for r in result["per_category"].values()) == 24
 
 
+def test_a_category_without_drawings_in_the_split_has_no_per_category_losses(checkpoint, fixture_data_dir, tmp_path,
+                                                                            capsys):
+    import numpy as np
+
+    (tmp_path / "circle.npz").write_bytes((fixture_data_dir / "circle.npz").read_bytes())
+    with np.load(fixture_data_dir / "square.npz", allow_pickle=True, encoding="latin1") as square:
+        splits = {name: square[name] for name in ("train", "valid")}
+    too_long = np.empty(1, dtype=object)
+    too_long[0] = np.tile(np.array([[3, 1, 0]], dtype=np.int16), (300, 1))  # over max_seq_len: filtered out
+    too_long[0][-1, 2] = 1
+    np.savez_compressed(tmp_path / "square.npz", test=too_long, **splits)
+    call_command("evaluate_sketch_rnn", "--checkpoint", str(checkpoint), "--data-dir", str(tmp_path),
+                 "--per-category")
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["n"] == 12 and result["per_category"]["square"] is None
+    assert result["per_category"]["circle"]["n"] == 12
+
+
 def test_matches_the_paper_definition_computed_by_hand(checkpoint, fixture_data_dir, capsys):
     import torch
 

@@ -17,9 +17,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--checkpoint", required=True, help="a .pt file written by train_sketch_rnn")
-        parser.add_argument("--split", choices=["train", "valid", "test"], default="test")
+        parser.add_argument("--split", choices=["train", "valid", "test"], default="test",
+                            help="which split to evaluate on (default test)")
         parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
-        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                            help="default: cuda when present")
         parser.add_argument("--per-category", action="store_true", help="also evaluate each category on its own")
 
     def handle(self, *args, **opts):
@@ -38,8 +40,9 @@ class Command(BaseCommand):
         result.update(split=opts["split"], step=payload["step"], categories=list(config.categories))
         if opts["per_category"] and len(config.categories) > 1:
             labels = data.labels[opts["split"]]
-            result["per_category"] = {
-                category: evaluate(model, [d for d, label in zip(drawings, labels) if label == i], payload["n_max"], device)
-                for i, category in enumerate(config.categories)
-            }
+            result["per_category"] = {}
+            for i, category in enumerate(config.categories):
+                own = [d for d, label in zip(drawings, labels) if label == i]
+                # A category without drawings in this split (all filtered out) has no losses.
+                result["per_category"][category] = evaluate(model, own, payload["n_max"], device) if own else None
         self.stdout.write(json.dumps(result))
