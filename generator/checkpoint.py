@@ -27,9 +27,11 @@ def save_checkpoint(payload, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save({"format": FORMAT, **payload}, tmp)
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename, so a power cut leaves the old file or the new one
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

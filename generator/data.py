@@ -198,16 +198,25 @@ def fetch_category(category, data_dir, url_template, progress=None):
                 total = int(response.headers.get("Content-Length") or 0) or None
                 update = progress(total) if progress else None
                 while chunk := response.read(1 << 16):
-                    out.write(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as e:  # e.g. a full disk: not a network problem
+                        raise SketchDataError(f"could not write {path}: {e}") from None
                     if update:
                         update(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", e)
             raise SketchDataError(
                 f"could not download {path.name} from {url} ({reason}). If this machine is offline, "
                 f"put {path.name} into a folder and point QUICKDRAW_DATA_DIR (or --data-dir) at it."
             ) from None
-        load_npz(tmp)
+        try:
+            load_npz(tmp)
+        except SketchDataError as e:
+            problem = str(e).removeprefix(f"{tmp}: ")
+            raise SketchDataError(f"{url} did not give a valid sketch file ({problem}); {path} was not written") from None
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -59,7 +59,9 @@ def test_an_invalid_download_never_takes_the_final_name(sketch_server, settings,
     data_dir = tmp_path / "data"
     with pytest.raises(CommandError, match="1 category could not be fetched"):
         call_command("fetch_sketches", "--categories", "broken", "--data-dir", str(data_dir))
-    assert "not a readable npz" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "broken.npz did not give a valid sketch file (not a readable npz" in err
+    assert f"{data_dir / 'broken.npz'} was not written" in err and ".part" not in err  # names no deleted temp file
     assert list(data_dir.iterdir()) == []
 
 
