@@ -1,6 +1,6 @@
 """How often a trained model's samples are degenerate, per checkpoint and temperature: the share
 that never end within max length, the share that are empty (the --reject-degenerate rule of
-generate_samples), and the mean number of points (real test drawings for comparison).
+generate_samples), and the mean number of points.
 
     python benchmarks/sample_quality.py fixtures/checkpoints/*.pt [--n 500] [--temperatures 0.2,0.5,0.8]
 """

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .strokes import lines_to_stroke3, ndjson_to_lines, simplify_raw_lines
+from .strokes import START_TOKEN, lines_to_stroke3, ndjson_to_lines, simplify_raw_lines, stroke3_to_stroke5
 
 SPLITS = ("train", "valid", "test")
 OFFSET_LIMIT = 1000  # the reference clamps offsets to +-1000 before normalising
@@ -350,15 +350,10 @@ def stroke5_batch(drawings, pad_to=None):
     """
     lengths = np.array([len(d) for d in drawings], dtype=np.int64)
     steps = int(lengths.max()) + 1 if pad_to is None else pad_to
-    batch = np.zeros((len(drawings), steps + 1, 5), dtype=np.float32)
-    batch[:, 0] = (0, 0, 1, 0, 0)
-    batch[:, 1:, 4] = 1
+    batch = np.empty((len(drawings), steps + 1, 5), dtype=np.float32)
+    batch[:, 0] = START_TOKEN
     for i, d in enumerate(drawings):
-        n = len(d)
-        batch[i, 1:n + 1, 0:2] = d[:, 0:2]
-        batch[i, 1:n + 1, 3] = d[:, 2]
-        batch[i, 1:n + 1, 2] = 1 - d[:, 2]
-        batch[i, 1:n + 1, 4] = 0
+        batch[i, 1:] = stroke3_to_stroke5(d, steps)
     return batch, lengths
 
 

@@ -69,6 +69,8 @@ def sample(model, n=None, z=None, temperature=0.5, max_len=None, scale_factor=1.
     model.eval()
     config = model.config
     device = device or next(model.parameters()).device
+    # The reference samples N_max steps (the data's longest drawing); the default here is the
+    # longer length filter (250), so that "never ends" means the same for every category.
     max_len = max_len or config.max_seq_len
     if config.conditional and z is None:
         if n is None:

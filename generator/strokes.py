@@ -14,7 +14,6 @@ ndjson     the Quick, Draw! "simplified" format: per stroke [[x0, x1, ...], [y0,
 import numpy as np
 
 START_TOKEN = np.array([0, 0, 1, 0, 0], dtype=np.float32)
-PADDING_ROW = np.array([0, 0, 0, 0, 1], dtype=np.float32)
 
 
 def stroke3_to_stroke5(stroke3, max_len=None):
@@ -139,11 +138,3 @@ def simplify_raw_lines(lines, epsilon=2.0):
     scale = 255.0 / extent if extent > 0 else 1.0
     return [np.round(rdp(resample_polyline((line - low) * scale), epsilon)) for line in lines]
 
-
-def stroke3_bounds(stroke3):
-    """(min_x, min_y, max_x, max_y) of the drawing's absolute points, origin included."""
-    lines = stroke3_to_lines(stroke3)
-    if not lines:
-        return (0.0, 0.0, 0.0, 0.0)
-    points = np.concatenate(lines)
-    return (*points.min(axis=0), *points.max(axis=0))

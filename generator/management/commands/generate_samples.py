@@ -56,7 +56,8 @@ class Command(BaseCommand):
                                  "Off by default: without it every sample is kept")
         parser.add_argument("--seed", type=int, default=0, help="selects the real drawings and the samples (default 0)")
         parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
-        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                            help="default: cuda when present")
 
     def handle(self, *args, **opts):
         started = time.perf_counter()

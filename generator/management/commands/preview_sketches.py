@@ -25,7 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--temperature", type=float, default=0.5, help="samples: temperature (default 0.5; 0 = greedy)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
-        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                            help="default: cuda when present")
 
     def handle(self, *args, **opts):
         if opts["count"] < 1:
