@@ -155,7 +155,8 @@ class Command(BaseCommand):
                 self.stderr.write(f"Interrupted in the middle of step {run.step + 1}: {out / 'last.pt'} still holds "
                                   f"step {run.saved_step}; continue with --resume.")
             else:
-                self.stderr.write("Interrupted in the middle of the first step: nothing was saved.")
+                self.stderr.write(f"Interrupted in the middle of step {run.step + 1}, before the first checkpoint: "
+                                  "nothing was saved.")
             sys.exit(130)
         except FloatingPointError as e:
             bar.close()
