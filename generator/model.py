@@ -36,6 +36,7 @@ class Config:
     num_mixture: int = 20
     cell: str = "layer_norm"  # one of CELLS
     recurrent_dropout: float = 0.1  # drop rate of the cell's candidate (layer_norm cell only)
+    output_dropout: float = 0.0  # drop rate of the decoder's outputs before the mixture layer (the reference's option, off)
     conditional: bool = True  # False: decoder only, no encoder, no z
     batch_size: int = 100
     max_seq_len: int = 250  # longer drawings are dropped; samples stop here
@@ -61,8 +62,9 @@ class Config:
             (min(self.enc_size, self.dec_size, self.z_size, self.num_mixture, self.batch_size) >= 1,
              "enc_size, dec_size, z_size, num_mixture and batch_size must be at least 1"),
             (self.max_seq_len >= 1 and self.eval_every >= 1, "max_seq_len and eval_every must be at least 1"),
-            (0 <= self.recurrent_dropout < 1 and 0 <= self.ema_decay < 1 and 0 <= self.random_scale < 1,
-             "recurrent_dropout, ema_decay and random_scale must be at least 0 and below 1"),
+            (all(0 <= value < 1 for value in (self.recurrent_dropout, self.output_dropout, self.ema_decay,
+                                              self.random_scale)),
+             "recurrent_dropout, output_dropout, ema_decay and random_scale must be at least 0 and below 1"),
             (0 <= self.augment_stroke_prob <= 1 and 0 <= self.augment_mirror_prob <= 1,
              "augment_stroke_prob and augment_mirror_prob must be between 0 and 1"),
             (self.lr > 0 and 0 <= self.min_lr <= self.lr and self.grad_clip > 0,
@@ -359,7 +361,7 @@ class SketchRNN(nn.Module):
         else:
             out, (h, c) = self.dec(inputs[None], (state[0][None], state[1][None]))
             out, state = out[0], (h[0], c[0])
-        return self.out(out), state
+        return self.out(F.dropout(out, self.config.output_dropout, self.training)), state
 
     def decode_step(self, inputs, state):
         """One step for sampling: inputs (B, in) -> raw outputs (B, 6M + 3), state."""

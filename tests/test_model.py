@@ -174,6 +174,28 @@ def test_encoder_reads_only_the_real_points(cell, fixture_data_dir):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
+def test_output_dropout_drops_decoder_outputs_in_training_only(cell, fixture_data_dir):
+    torch.manual_seed(0)
+    model = SketchRNN(Config(cell=cell, conditional=False, recurrent_dropout=0.0, output_dropout=0.5, **TINY))
+    plain = SketchRNN(Config(cell=cell, conditional=False, recurrent_dropout=0.0, **TINY))
+    plain.load_state_dict(model.state_dict())
+    batch, lengths = stroke5_batch(load_sketch_data(["circle"], fixture_data_dir).splits["test"][:4])
+    inputs = torch.from_numpy(batch[:, :-1])
+    state = model.initial_state(None, 4, "cpu")
+    hidden, _ = plain.dec(inputs, state) if cell == "lstm" else plain.dec(inputs[None], tuple(s[None] for s in state))
+    hidden = hidden if cell == "lstm" else hidden[0]
+    # In training each decoder output is zeroed (and the rest scaled by 2) before the mixture layer...
+    torch.manual_seed(1)
+    raw, _ = model.train().decode(inputs, state)
+    torch.manual_seed(1)
+    kept = torch.nn.functional.dropout(torch.ones_like(hidden), 0.5)
+    torch.testing.assert_close(raw, plain.out(hidden * kept))
+    assert 0.3 < (kept == 0).float().mean() < 0.7
+    # ...and never when sampling or evaluating.
+    torch.testing.assert_close(model.eval().decode(inputs, state)[0], plain.eval().decode(inputs, state)[0])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
 @pytest.mark.parametrize("conditional", [True, False])
 def test_gradients_are_finite_even_for_wild_inputs(cell, conditional, fixture_data_dir):
     model = tiny_model(cell, conditional).train()
