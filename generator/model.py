@@ -57,25 +57,27 @@ class Config:
     def __post_init__(self):
         # --set and foreign checkpoints reach here unchecked; a bad value would otherwise fail
         # far from its cause (a division by zero, or NaN reported as a diverged run).
-        rules = [
-            (self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}"),
-            (min(self.enc_size, self.dec_size, self.z_size, self.num_mixture, self.batch_size) >= 1,
-             "enc_size, dec_size, z_size, num_mixture and batch_size must be at least 1"),
-            (self.max_seq_len >= 1 and self.eval_every >= 1, "max_seq_len and eval_every must be at least 1"),
-            (all(0 <= value < 1 for value in (self.recurrent_dropout, self.output_dropout, self.ema_decay,
-                                              self.random_scale)),
-             "recurrent_dropout, output_dropout, ema_decay and random_scale must be at least 0 and below 1"),
-            (0 <= self.augment_stroke_prob <= 1 and 0 <= self.augment_mirror_prob <= 1,
-             "augment_stroke_prob and augment_mirror_prob must be between 0 and 1"),
-            (self.lr > 0 and 0 <= self.min_lr <= self.lr and self.grad_clip > 0,
-             "lr and grad_clip must be above 0, and min_lr between 0 and lr"),
-            (0 < self.lr_decay <= 1 and 0 < self.kl_decay_rate <= 1, "lr_decay and kl_decay_rate must be in (0, 1]"),
-            (min(self.kl_weight, self.kl_weight_start, self.kl_tolerance) >= 0,
-             "kl_weight, kl_weight_start and kl_tolerance must be at least 0"),
-        ]
-        broken = [message for ok, message in rules if not ok]
+        at_least_1 = (lambda v: v >= 1, "at least 1")
+        fraction = (lambda v: 0 <= v < 1, "at least 0 and below 1")
+        probability = (lambda v: 0 <= v <= 1, "between 0 and 1")
+        rate = (lambda v: 0 < v <= 1, "above 0 and at most 1")
+        non_negative = (lambda v: v >= 0, "at least 0")
+        rules = {
+            "cell": (lambda v: v in CELLS, f"one of {', '.join(CELLS)}"),
+            **dict.fromkeys(["enc_size", "dec_size", "z_size", "num_mixture", "batch_size", "max_seq_len",
+                             "eval_every"], at_least_1),
+            **dict.fromkeys(["recurrent_dropout", "output_dropout", "ema_decay", "random_scale"], fraction),
+            **dict.fromkeys(["augment_stroke_prob", "augment_mirror_prob"], probability),
+            **dict.fromkeys(["lr_decay", "kl_decay_rate"], rate),
+            **dict.fromkeys(["kl_weight", "kl_weight_start", "kl_tolerance"], non_negative),
+            "lr": (lambda v: v > 0, "above 0"),
+            "grad_clip": (lambda v: v > 0, "above 0"),
+            "min_lr": (lambda v: 0 <= v <= self.lr, "between 0 and lr"),
+        }
+        broken = [f"{name}={getattr(self, name)!r} (must be {requirement})"
+                  for name, (ok, requirement) in rules.items() if not ok(getattr(self, name))]
         if broken:
-            raise ValueError(f"invalid settings: {'; '.join(broken)}")
+            raise ValueError(f"invalid settings: {', '.join(broken)}")
 
     @classmethod
     def from_dict(cls, values):

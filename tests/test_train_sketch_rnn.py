@@ -202,11 +202,11 @@ def test_command_trains_on_fixture_and_lowers_the_loss(fixture_data_dir, tmp_pat
     (["--categories", "circle", "--set", "recurrent_dropout"], "use KEY=VALUE"),
     (["--categories", "circle", "--set", "enc_size=big"], "enc_size takes an integer"),
     (["--categories", "circle", "--set", "conditional=yes"], "conditional takes true or false"),
-    (["--categories", "circle", "--set", "eval_every=0"], "eval_every must be at least 1"),
-    (["--categories", "circle", "--set", "batch_size=0"], "batch_size must be at least 1"),
-    (["--categories", "circle", "--set", "recurrent_dropout=1"], "recurrent_dropout, .* below 1"),
-    (["--categories", "circle", "--set", "cell=bogus"], "cell must be one of layer_norm, lstm"),
-    (["--categories", "circle", "--set", "lr=0.001", "--set", "min_lr=0.01"], "min_lr between 0 and lr"),
+    (["--categories", "circle", "--set", "eval_every=0"], r"eval_every=0 \(must be at least 1\)"),
+    (["--categories", "circle", "--set", "batch_size=0"], r"batch_size=0 \(must be at least 1\)"),
+    (["--categories", "circle", "--set", "recurrent_dropout=1"], r"recurrent_dropout=1.0 \(must be at least 0 and below 1\)"),
+    (["--categories", "circle", "--set", "cell=bogus"], r"cell='bogus' \(must be one of layer_norm, lstm\)"),
+    (["--categories", "circle", "--set", "lr=0.001", "--set", "min_lr=0.01"], r"min_lr=0.01 \(must be between 0 and lr\)"),
 ])
 def test_bad_input_is_a_clear_error(args, message, fixture_data_dir, tmp_path):
     with pytest.raises(CommandError, match=message):
