@@ -267,7 +267,7 @@ class Run:
                 if self.stop_requested:
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
-            if not mid_step:
+            if not mid_step and self.saved_step != self.step:
                 self.save_last()
             raise
 
