@@ -116,7 +116,8 @@ class Run:
     def save_last(self):
         rng = {
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            # The run's own GPU only: the state of every GPU would not fit a machine with fewer.
+            "cuda": [torch.cuda.get_rng_state(self.device)] if self.device.type == "cuda" else [],
             "numpy_augment": self.aug_rng.bit_generator.state,
             "batcher": self.batcher.state(),
         }
@@ -154,8 +155,8 @@ class Run:
             self.best_loss = payload["best_loss"]
             rng = payload["rng"]
             torch.set_rng_state(rng["torch"].cpu())
-            if rng["cuda"]:
-                torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+            if rng["cuda"] and self.device.type == "cuda":  # a GPU run may go on on the CPU, and back
+                torch.cuda.set_rng_state(rng["cuda"][0].cpu(), self.device)
             self.aug_rng.bit_generator.state = rng["numpy_augment"]
             self.batcher.restore(rng["batcher"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:

@@ -148,6 +148,21 @@ def test_resume_with_a_damaged_training_state_is_a_clear_error(data, tmp_path):
         Run(config, data, tmp_path, "cpu", resume=True)
 
 
+def test_a_run_saved_on_a_gpu_resumes_on_the_cpu(data, tmp_path):
+    config = Config(categories=("circle", "square"), cell="layer_norm", **TINY)
+    straight = Run(config, data, tmp_path / "straight", "cpu")
+    straight.train(6)
+    Run(config, data, tmp_path / "moved", "cpu").train(3)
+    # What a GPU run keeps besides: its GPU's random state (meaningless on the CPU).
+    payload = load_checkpoint(tmp_path / "moved" / "last.pt")
+    payload["rng"]["cuda"] = [torch.full((16,), 7, dtype=torch.uint8)]
+    torch.save(payload, tmp_path / "moved" / "last.pt")
+    moved = Run(config, data, tmp_path / "moved", "cpu", resume=True)
+    moved.train(6)
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(moved.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+
+
 def test_resume_drops_metrics_rows_after_the_checkpoint(data, tmp_path):
     config = Config(categories=("circle", "square"), cell="lstm", **TINY)
     Run(config, data, tmp_path, "cpu").train(6)
