@@ -5,7 +5,8 @@ Every selection is a deterministic function of the seed, so running the same req
 every stimulus already there and adds nothing, and a run cut short is completed by running it
 again. Real drawings come from a seeded permutation of each category's test split; generated
 sketches from a seeded stream of samples per (condition, category), drawn in fixed chunks so that
-sample i is the same whatever the requested count. Each condition has a stream of its own: with
+sample i is the same whatever the requested count (on the same kind of device: a GPU draws other
+random numbers than the CPU). Each condition has a stream of its own: with
 one stream for all, sample i of two conditions (say two temperatures) would start from the same
 latent code and look alike, and a participant shown both would know them for generated.
 """
