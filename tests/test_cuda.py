@@ -120,7 +120,7 @@ def test_train_and_evaluate_commands_use_the_gpu(fixture_data_dir, tmp_path, cap
                  "--out", str(out), "--data-dir", str(fixture_data_dir), "--cell", "layer_norm")
     assert "Done: step 40" in capsys.readouterr().out
     model, payload = load_model(out / "best.pt", "cpu")  # a GPU checkpoint loads on the CPU
-    assert payload["step"] > 0
+    assert payload["step"] > 0 and all(not p.is_cuda for p in model.parameters())
 
     results = {}
     for device in ("cuda", "cpu"):
@@ -137,11 +137,11 @@ def test_train_and_evaluate_commands_use_the_gpu(fixture_data_dir, tmp_path, cap
 @pytest.mark.django_db
 def test_generate_samples_on_the_gpu(fixture_data_dir, settings, tmp_path):
     demo = tmp_path / "demo"
+    demo.mkdir()
     for category in CATEGORIES:
         data = load_sketch_data([category], fixture_data_dir, max_len=40)
         config = Config(categories=(category,), cell="layer_norm", max_seq_len=40, **TINY)
         Run(config, data, tmp_path / category, "cuda").train(3)
-        demo.mkdir(exist_ok=True)
         shutil.copy(tmp_path / category / "best.pt", demo / f"{category}.pt")
     settings.DEMO_CHECKPOINT_DIR = demo
     call_command("generate_samples", "--study", "gpu", "--real", "4", "--generated", "4", "--device", "cuda",
