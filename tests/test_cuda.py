@@ -13,9 +13,9 @@ from django.core.management import call_command
 
 from generator.checkpoint import load_checkpoint, load_model, resolve_device
 from generator.data import load_sketch_data
-from generator.model import Config, SketchRNN, kl_loss, reconstruction_loss
+from generator.model import Config, SketchRNN
 from generator.sample import encode, interpolate, sample
-from generator.train import Run, to_tensors
+from generator.train import Run, batch_losses, to_tensors
 from ratings.models import Study
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -33,9 +33,7 @@ def losses_and_gradients(model, drawings, n_max, device, dtype=torch.float32):
     model = model.to(device, dtype)
     model.zero_grad(set_to_none=True)
     batch, lengths = to_tensors(drawings, device)
-    params, mu, sigma_hat = model(batch.to(dtype), lengths)
-    l_r, _, _ = reconstruction_loss(params, batch[:, 1:].to(dtype), n_max)
-    l_kl = kl_loss(mu, sigma_hat)
+    l_r, l_kl = batch_losses(model, batch.to(dtype), lengths, n_max)
     (l_r + l_kl).backward()
     return [l_r.item(), l_kl.item()], {name: p.grad.double().cpu() for name, p in model.named_parameters()}
 
