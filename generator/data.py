@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .strokes import START_TOKEN, lines_to_stroke3, ndjson_to_lines, simplify_raw_lines, stroke3_to_stroke5
+from .strokes import (START_TOKEN, lines_to_stroke3, ndjson_to_lines, simplify_raw_lines, simplify_stroke3,
+                      stroke3_to_stroke5)
 
 SPLITS = ("train", "valid", "test")
 OFFSET_LIMIT = 1000  # the reference clamps offsets to +-1000 before normalising
@@ -162,8 +163,9 @@ def category_url(category, url_template):
     return url_template.format(category=urllib.request.quote(category))
 
 
-def load_category(category, data_dir):
-    """The splits of one category from DATA_DIR, with a clear error if the file is absent."""
+def load_category(category, data_dir, simplify_epsilon=0.0):
+    """The splits of one category from DATA_DIR, with a clear error if the file is absent.
+    `simplify_epsilon` > 0 simplifies every drawing (simplify_stroke3); indices stay the same."""
     path = category_file(category, data_dir)
     if not path.exists():
         raise SketchDataError(
@@ -171,7 +173,10 @@ def load_category(category, data_dir):
             f"`python manage.py fetch_sketches --categories {category}` or set QUICKDRAW_DATA_DIR "
             f"to a folder that holds {path.name}."
         )
-    return load_npz(path)
+    splits = load_npz(path)
+    if simplify_epsilon > 0:
+        splits = {split: [simplify_stroke3(d, simplify_epsilon) for d in drawings] for split, drawings in splits.items()}
+    return splits
 
 
 def fetch_category(category, data_dir, url_template, progress=None):
@@ -265,13 +270,14 @@ class SketchData:
     n_max: int  # longest drawing over all splits after filtering (the reference's max_seq_len)
 
 
-def load_sketch_data(categories, data_dir, max_len=250, factor=None):
-    """Load, clamp, filter and normalise categories; the scale factor comes from the pooled
-    training split unless given (a trained model's own factor must be reused unchanged)."""
+def load_sketch_data(categories, data_dir, max_len=250, factor=None, simplify_epsilon=0.0):
+    """Load, simplify (if asked), clamp, filter and normalise categories; the scale factor comes
+    from the pooled training split unless given (a trained model's own factor must be reused
+    unchanged, as must its simplify_epsilon)."""
     raw = {s: [] for s in SPLITS}
     labels = {s: [] for s in SPLITS}
     for index, category in enumerate(categories):
-        splits = load_category(category, data_dir)
+        splits = load_category(category, data_dir, simplify_epsilon)
         for s in SPLITS:
             kept = clamp_and_filter(splits[s], max_len)
             raw[s].extend(kept)

@@ -40,6 +40,7 @@ class Config:
     conditional: bool = True  # False: decoder only, no encoder, no z
     batch_size: int = 100
     max_seq_len: int = 250  # longer drawings are dropped; samples stop here
+    simplify_epsilon: float = 0.0  # not in the reference: RDP-simplify every drawing as it is loaded (0: as the file has it)
     lr: float = 1e-3
     lr_decay: float = 0.9999
     min_lr: float = 1e-5
@@ -69,7 +70,7 @@ class Config:
             **dict.fromkeys(["recurrent_dropout", "output_dropout", "ema_decay", "random_scale"], fraction),
             **dict.fromkeys(["augment_stroke_prob", "augment_mirror_prob"], probability),
             **dict.fromkeys(["lr_decay", "kl_decay_rate"], rate),
-            **dict.fromkeys(["kl_weight", "kl_weight_start", "kl_tolerance"], non_negative),
+            **dict.fromkeys(["kl_weight", "kl_weight_start", "kl_tolerance", "simplify_epsilon"], non_negative),
             "lr": (lambda v: v > 0, "above 0"),
             "grad_clip": (lambda v: v > 0, "above 0"),
             "min_lr": (lambda v: 0 <= v <= self.lr, "between 0 and lr"),

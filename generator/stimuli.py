@@ -99,10 +99,12 @@ def remove_orphan_files(study):
     return removed
 
 
-def add_real_stimuli(study, category, per_category, seed, data_dir, summary, progress=None):
+def add_real_stimuli(study, category, per_category, seed, data_dir, summary, progress=None, simplify_epsilon=0.0):
     """The first `per_category` drawings of a seeded permutation of the test split, skipping
-    drawings this study already uses as sources of conditional samples."""
-    test = load_category(category, data_dir)["test"]
+    drawings this study already uses as sources of conditional samples. They are simplified as
+    the category's model's training drawings were (`simplify_epsilon`), so that real and
+    generated sketches differ in nothing but how they were made."""
+    test = load_category(category, data_dir, simplify_epsilon)["test"]
     file_name = f"{category}.npz"
     existing = set(study.stimuli.filter(source=Stimulus.Source.REAL, category=category, dataset_file=file_name)
                    .values_list("dataset_index", flat=True))
@@ -121,13 +123,14 @@ def add_real_stimuli(study, category, per_category, seed, data_dir, summary, pro
             progress()
 
 
-def conditional_sources(study, category, seed, data_dir, scale_factor, max_len):
+def conditional_sources(study, category, seed, data_dir, config, scale_factor):
     """Test drawings to encode for conditional samples: the seeded permutation read from its end,
     without the drawings the study shows as real stimuli. Every condition encodes the same ones,
     so conditions compare on the same drawings (Study.choose_stimuli never shows a participant two
     sketches of one drawing). Returns (indices, normalised drawings)."""
-    data = load_sketch_data([category], data_dir, max_len, factor=scale_factor)
-    raw_test = load_category(category, data_dir)["test"]
+    max_len = config.max_seq_len
+    data = load_sketch_data([category], data_dir, max_len, factor=scale_factor, simplify_epsilon=config.simplify_epsilon)
+    raw_test = load_category(category, data_dir, config.simplify_epsilon)["test"]
     shown = set(study.stimuli.filter(source=Stimulus.Source.REAL, category=category)
                 .values_list("dataset_index", flat=True))
     # load_sketch_data drops drawings longer than max_len: map its test list back to file indices.
@@ -172,8 +175,8 @@ def add_generated_stimuli(study, condition, checkpoint, category, per_category, 
     existing = set(study.stimuli.filter(condition=condition, category=category).values_list("sample_index", flat=True))
     sources = None
     if condition.mode == Condition.Mode.CONDITIONAL:
-        sources = conditional_sources(study, category, seed, data_dir, checkpoint.payload["scale_factor"],
-                                      checkpoint.model.config.max_seq_len)
+        sources = conditional_sources(study, category, seed, data_dir, checkpoint.model.config,
+                                      checkpoint.payload["scale_factor"])
     accepted = rejected = degenerate = sampled = 0
     chunk = 0
     while accepted < per_category:

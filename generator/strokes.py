@@ -113,6 +113,14 @@ def rdp(points, epsilon):
     return points[keep]
 
 
+def simplify_stroke3(stroke3, epsilon):
+    """RDP with `epsilon` (in the drawing's own units) on each stroke of a stroke-3 drawing. Every
+    stroke keeps its first and last points, so the drawing keeps its strokes and its place."""
+    stroke3 = np.asarray(stroke3)
+    simplified = lines_to_stroke3([rdp(line, epsilon) for line in stroke3_to_lines(stroke3)])
+    return simplified.astype(stroke3.dtype)
+
+
 def resample_polyline(points, spacing=1.0):
     """Points every `spacing` units of arc length along the polyline (ends kept)."""
     points = np.asarray(points, dtype=np.float64)

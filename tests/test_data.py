@@ -11,6 +11,7 @@ from generator.data import (
     SketchDataError,
     clamp_and_filter,
     drop_points,
+    load_category,
     load_ndjson,
     load_npz,
     load_sketch_data,
@@ -20,6 +21,7 @@ from generator.data import (
     scale_factor,
     stroke5_batch,
 )
+from generator.strokes import simplify_stroke3
 
 
 def write_npz(path, **splits):
@@ -164,6 +166,17 @@ def test_fixture_scale_factor_applied_to_all_splits(fixture_data_dir):
 def test_given_scale_factor_is_reused_unchanged(fixture_data_dir):
     data = load_sketch_data(["circle"], fixture_data_dir, factor=2.0)
     assert data.scale_factor == 2.0
+
+
+def test_simplified_loading_keeps_every_drawing_at_its_index_with_fewer_points(fixture_data_dir):
+    raw = load_npz(fixture_data_dir / "circle.npz")
+    splits = load_category("circle", fixture_data_dir, simplify_epsilon=2.0)
+    for split, drawings in raw.items():
+        assert [simplify_stroke3(d, 2.0).tolist() for d in drawings] == [d.tolist() for d in splits[split]]
+    assert sum(map(len, splits["train"])) < 0.8 * sum(map(len, raw["train"]))
+    data = load_sketch_data(["circle"], fixture_data_dir, simplify_epsilon=2.0)
+    assert data.scale_factor == pytest.approx(scale_factor([d.astype(np.float32) for d in splits["train"]]))
+    assert [len(d) for d in data.splits["test"]] == [len(d) for d in splits["test"]]
 
 
 def test_clamp_and_filter():

@@ -68,6 +68,19 @@ def test_matches_the_paper_definition_computed_by_hand(checkpoint, fixture_data_
     assert result["L_R"] == pytest.approx(total / len(drawings), rel=0.02)
 
 
+def test_a_model_trained_on_simplified_drawings_is_evaluated_on_simplified_drawings(fixture_data_dir, tmp_path,
+                                                                                   capsys):
+    call_command("train_sketch_rnn", "--categories", "circle", "--steps", "2", "--eval-every", "2", "--out",
+                 str(tmp_path), "--data-dir", str(fixture_data_dir), "--cell", "lstm", "--set", "simplify_epsilon=2")
+    model, payload = load_model(tmp_path / "best.pt")
+    simplified = load_sketch_data(["circle"], fixture_data_dir, factor=payload["scale_factor"], simplify_epsilon=2.0)
+    assert model.config.simplify_epsilon == 2.0 and payload["n_max"] == simplified.n_max
+    call_command("evaluate_sketch_rnn", "--checkpoint", str(tmp_path / "best.pt"), "--data-dir", str(fixture_data_dir))
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    expected = evaluate(model, simplified.splits["test"], payload["n_max"], "cpu")
+    assert (result["L_R"], result["L_KL"]) == pytest.approx((expected["L_R"], expected["L_KL"]))
+
+
 def test_bad_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"nope")
     with pytest.raises(CommandError, match="bad.pt: not a readable checkpoint"):

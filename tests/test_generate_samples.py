@@ -196,6 +196,26 @@ def test_conditional_mode_encodes_test_drawings_not_shown_as_real(checkpoints, f
 
 
 @pytest.mark.django_db
+def test_real_drawings_are_simplified_as_the_models_training_drawings_were(tmp_path, fixture_data_dir):
+    from generator.data import load_sketch_data
+    from generator.strokes import simplify_stroke3
+    from generator.train import Run
+
+    data = load_sketch_data(["circle"], fixture_data_dir, max_len=40, simplify_epsilon=2.0)
+    Run(Config(categories=("circle",), cell="lstm", simplify_epsilon=2.0, **TINY), data, tmp_path, "cpu").train(2)
+    generate("--study", "simple", "--checkpoint", str(tmp_path / "best.pt"), "--mode", "conditional",
+             "--real", "4", "--generated", "4")
+    test = load_npz(fixture_data_dir / "circle.npz")["test"]
+    study = Study.objects.get(slug="simple")
+    real = study.stimuli.filter(source="real")
+    assert real.count() == 4 and study.stimuli.filter(source="generated").count() == 4
+    for stimulus in real:
+        drawing = simplify_stroke3(test[stimulus.dataset_index], 2.0)
+        assert stimulus.num_points == len(drawing) < len(test[stimulus.dataset_index])
+        assert stimulus.image_path.read_bytes() == sketch_png(drawing)
+
+
+@pytest.mark.django_db
 def test_reject_degenerate_counts_and_stores_rejections(demo):
     generate("--study", "strict", "--real", "0", "--generated", "4", "--reject-degenerate")
     study = Study.objects.get(slug="strict")

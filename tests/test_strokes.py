@@ -9,6 +9,7 @@ from generator.strokes import (
     rdp,
     resample_polyline,
     simplify_raw_lines,
+    simplify_stroke3,
     stroke3_to_lines,
     stroke3_to_stroke5,
     stroke5_to_stroke3,
@@ -49,6 +50,17 @@ def test_lines_stroke3_round_trip_keeps_shape_up_to_translation(lines):
         np.testing.assert_array_equal(recovered, original - origin)
 
 
+@given(stroke3_drawings(), st.floats(0.5, 50))
+def test_simplify_stroke3_keeps_every_stroke_and_its_ends_and_only_drops_points(drawing, epsilon):
+    simplified = simplify_stroke3(drawing, epsilon)
+    before, after = stroke3_to_lines(drawing), stroke3_to_lines(simplified)
+    assert len(after) == len(before) and len(simplified) <= len(drawing)
+    for original, kept in zip(before, after):
+        np.testing.assert_array_equal(kept[[0, -1]], original[[0, -1]])
+        remaining = iter(map(tuple, original))  # the kept points are original points, in their order
+        assert all(point in remaining for point in map(tuple, kept))
+
+
 def test_stroke5_rows_of_a_known_drawing():
     # Two strokes: a step right then down (pen lifted), a jump, then one step up-left.
     drawing = np.array([[5, 0, 0], [0, 5, 1], [10, 10, 0], [-3, -4, 1]])
@@ -85,6 +97,16 @@ def test_rdp_removes_points_within_epsilon_and_keeps_corners():
     line = np.array([[0, 0], [5, 0.5], [10, 0], [10, 10]], dtype=float)
     np.testing.assert_array_equal(rdp(line, 2.0), [[0, 0], [10, 0], [10, 10]])
     np.testing.assert_array_equal(rdp(line, 0.1), line)
+
+
+def test_simplify_stroke3_simplifies_each_stroke_and_keeps_its_ends():
+    # Stroke 1: (0,0) -> (4,1) -> (8,0) -> (8,8), a bend of 1 unit then a corner; stroke 2: a dot.
+    drawing = np.array([[4, 1, 0], [4, -1, 0], [0, 8, 1], [5, 5, 1]], dtype=np.int16)
+    simplified = simplify_stroke3(drawing, 2.0)
+    np.testing.assert_array_equal(simplified, [[8, 0, 0], [0, 8, 1], [5, 5, 1]])
+    assert simplified.dtype == np.int16
+    np.testing.assert_array_equal(stroke3_to_lines(simplified)[-1], stroke3_to_lines(drawing)[-1])
+    np.testing.assert_array_equal(simplify_stroke3(drawing, 0.5), drawing)
 
 
 def test_resample_polyline_spaces_points_one_unit_apart():

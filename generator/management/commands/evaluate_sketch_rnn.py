@@ -30,7 +30,8 @@ class Command(BaseCommand):
             model, payload = load_model(opts["checkpoint"], device)
             config = model.config
             data = load_sketch_data(config.categories, opts["data_dir"] or settings.QUICKDRAW_DATA_DIR,
-                                    config.max_seq_len, factor=payload["scale_factor"])
+                                    config.max_seq_len, factor=payload["scale_factor"],
+                                    simplify_epsilon=config.simplify_epsilon)
         except (CheckpointError, SketchDataError, ValueError) as e:
             raise CommandError(str(e))
         drawings = data.splits[opts["split"]]

@@ -86,7 +86,7 @@ class Command(BaseCommand):
         try:
             for category in categories:
                 add_real_stimuli(study, category, opts["real"] // len(categories), opts["seed"], data_dir, summary,
-                                 bar.update)
+                                 bar.update, by_category[category].model.config.simplify_epsilon)
             for category in categories if opts["generated"] else []:
                 checkpoint = by_category[category]
                 condition = get_condition(study, checkpoint, opts["temperature"], mode, opts["reject_degenerate"])

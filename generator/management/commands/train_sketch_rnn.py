@@ -110,7 +110,7 @@ class Command(BaseCommand):
             raise CommandError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         try:
             data = load_sketch_data(categories, opts["data_dir"] or settings.QUICKDRAW_DATA_DIR,
-                                    config.max_seq_len, factor=scale)
+                                    config.max_seq_len, factor=scale, simplify_epsilon=config.simplify_epsilon)
             run = Run(config, data, out, device, seed=opts["seed"], resume=opts["resume"], init_from=opts["init_from"])
         except (SketchDataError, CheckpointError) as e:
             raise CommandError(str(e))
