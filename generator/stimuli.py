@@ -106,8 +106,13 @@ def add_real_stimuli(study, category, per_category, seed, data_dir, summary, pro
     generated sketches differ in nothing but how they were made."""
     test = load_category(category, data_dir, simplify_epsilon)["test"]
     file_name = f"{category}.npz"
-    existing = set(study.stimuli.filter(source=Stimulus.Source.REAL, category=category, dataset_file=file_name)
-                   .values_list("dataset_index", flat=True))
+    existing = dict(study.stimuli.filter(source=Stimulus.Source.REAL, category=category, dataset_file=file_name)
+                    .values_list("dataset_index", "num_points"))
+    if any(len(test[index]) != points for index, points in existing.items()):
+        raise StimulusError(f"{category}: this study's real drawings were simplified otherwise than this "
+                            f"checkpoint's training drawings (simplify_epsilon {simplify_epsilon:g}); "
+                            "real and generated sketches would differ in more than how they were made: "
+                            "use a new --study")
     encoded = set(study.stimuli.filter(source=Stimulus.Source.GENERATED, category=category, dataset_file=file_name)
                   .values_list("dataset_index", flat=True))
     chosen = [int(i) for i in real_permutation(category, len(test), seed) if int(i) not in encoded][:per_category]

@@ -216,6 +216,20 @@ def test_real_drawings_are_simplified_as_the_models_training_drawings_were(tmp_p
 
 
 @pytest.mark.django_db
+def test_a_study_does_not_mix_real_drawings_simplified_otherwise(demo, tmp_path, fixture_data_dir):
+    from generator.data import load_sketch_data
+    from generator.train import Run
+
+    generate("--study", "mixed", "--categories", "circle", "--real", "4", "--generated", "0")
+    data = load_sketch_data(["circle"], fixture_data_dir, max_len=40, simplify_epsilon=2.0)
+    Run(Config(categories=("circle",), cell="lstm", simplify_epsilon=2.0, **TINY), data, tmp_path, "cpu").train(2)
+    before = stimulus_set(Study.objects.get(slug="mixed"))
+    with pytest.raises(CommandError, match="simplified otherwise"):
+        generate("--study", "mixed", "--checkpoint", str(tmp_path / "best.pt"), "--real", "4", "--generated", "4")
+    assert stimulus_set(Study.objects.get(slug="mixed")) == before
+
+
+@pytest.mark.django_db
 def test_reject_degenerate_counts_and_stores_rejections(demo):
     generate("--study", "strict", "--real", "0", "--generated", "4", "--reject-degenerate")
     study = Study.objects.get(slug="strict")
