@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from ratings.attention import save_stimulus_png
 from ratings.models import Condition, Stimulus
 
-from .data import load_category, load_sketch_data
+from .data import clamp_and_filter, load_category, normalise
 from .render import sketch_png
 from .sample import encode, is_degenerate, sample
 
@@ -104,7 +104,7 @@ def add_real_stimuli(study, category, per_category, seed, data_dir, summary, pro
     drawings this study already uses as sources of conditional samples. They are simplified as
     the category's model's training drawings were (`simplify_epsilon`), so that real and
     generated sketches differ in nothing but how they were made."""
-    test = load_category(category, data_dir, simplify_epsilon)["test"]
+    test = load_category(category, data_dir, simplify_epsilon, splits=["test"])["test"]
     file_name = f"{category}.npz"
     existing = dict(study.stimuli.filter(source=Stimulus.Source.REAL, category=category, dataset_file=file_name)
                     .values_list("dataset_index", "num_points"))
@@ -134,18 +134,18 @@ def conditional_sources(study, category, seed, data_dir, config, scale_factor):
     so conditions compare on the same drawings (Study.choose_stimuli never shows a participant two
     sketches of one drawing). Returns (indices, normalised drawings)."""
     max_len = config.max_seq_len
-    data = load_sketch_data([category], data_dir, max_len, factor=scale_factor, simplify_epsilon=config.simplify_epsilon)
-    raw_test = load_category(category, data_dir, config.simplify_epsilon)["test"]
+    raw_test = load_category(category, data_dir, config.simplify_epsilon, splits=["test"])["test"]
+    # The model's preprocessing, which drops drawings longer than max_len: map its list back to file indices.
+    test = normalise(clamp_and_filter(raw_test, max_len), scale_factor)
     shown = set(study.stimuli.filter(source=Stimulus.Source.REAL, category=category)
                 .values_list("dataset_index", flat=True))
-    # load_sketch_data drops drawings longer than max_len: map its test list back to file indices.
     kept = [i for i, d in enumerate(raw_test) if len(d) <= max_len]
     position = {file_index: k for k, file_index in enumerate(kept)}
     order = [int(i) for i in real_permutation(category, len(raw_test), seed)[::-1]
              if int(i) not in shown and int(i) in position]
     if not order:
         raise StimulusError(f"{category}: no test drawings left to encode that are not shown as real stimuli")
-    return order, [data.splits["test"][position[i]] for i in order]
+    return order, [test[position[i]] for i in order]
 
 
 def sample_chunk(checkpoint, category, condition, seed, chunk, sources, device):
