@@ -195,15 +195,24 @@ def test_conditional_mode_encodes_test_drawings_not_shown_as_real(checkpoints, f
     assert Condition.objects.get(study=study).mode == "conditional"
 
 
-@pytest.mark.django_db
-def test_real_drawings_are_simplified_as_the_models_training_drawings_were(tmp_path, fixture_data_dir):
+@pytest.fixture(scope="module")
+def simplified_checkpoint(tmp_path_factory):
+    """A tiny circle model trained for two steps on drawings simplified with epsilon 2."""
     from generator.data import load_sketch_data
-    from generator.strokes import simplify_stroke3
     from generator.train import Run
+    from tests.conftest import FIXTURE_DATA_DIR
 
-    data = load_sketch_data(["circle"], fixture_data_dir, max_len=40, simplify_epsilon=2.0)
-    Run(Config(categories=("circle",), cell="lstm", simplify_epsilon=2.0, **TINY), data, tmp_path, "cpu").train(2)
-    generate("--study", "simple", "--checkpoint", str(tmp_path / "best.pt"), "--mode", "conditional",
+    folder = tmp_path_factory.mktemp("simplified")
+    data = load_sketch_data(["circle"], FIXTURE_DATA_DIR, max_len=40, simplify_epsilon=2.0)
+    Run(Config(categories=("circle",), cell="lstm", simplify_epsilon=2.0, **TINY), data, folder, "cpu").train(2)
+    return folder / "best.pt"
+
+
+@pytest.mark.django_db
+def test_real_drawings_are_simplified_as_the_models_training_drawings_were(simplified_checkpoint, fixture_data_dir):
+    from generator.strokes import simplify_stroke3
+
+    generate("--study", "simple", "--checkpoint", str(simplified_checkpoint), "--mode", "conditional",
              "--real", "4", "--generated", "4")
     test = load_npz(fixture_data_dir / "circle.npz")["test"]
     study = Study.objects.get(slug="simple")
@@ -216,16 +225,11 @@ def test_real_drawings_are_simplified_as_the_models_training_drawings_were(tmp_p
 
 
 @pytest.mark.django_db
-def test_a_study_does_not_mix_real_drawings_simplified_otherwise(demo, tmp_path, fixture_data_dir):
-    from generator.data import load_sketch_data
-    from generator.train import Run
-
+def test_a_study_does_not_mix_real_drawings_simplified_otherwise(demo, simplified_checkpoint):
     generate("--study", "mixed", "--categories", "circle", "--real", "4", "--generated", "0")
-    data = load_sketch_data(["circle"], fixture_data_dir, max_len=40, simplify_epsilon=2.0)
-    Run(Config(categories=("circle",), cell="lstm", simplify_epsilon=2.0, **TINY), data, tmp_path, "cpu").train(2)
     before = stimulus_set(Study.objects.get(slug="mixed"))
     with pytest.raises(CommandError, match="simplified otherwise"):
-        generate("--study", "mixed", "--checkpoint", str(tmp_path / "best.pt"), "--real", "4", "--generated", "4")
+        generate("--study", "mixed", "--checkpoint", str(simplified_checkpoint), "--real", "4", "--generated", "4")
     assert stimulus_set(Study.objects.get(slug="mixed")) == before
 
 
