@@ -42,11 +42,11 @@ def main():
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--data-dir", default=None, help="folder of <category>.npz (default QUICKDRAW_DATA_DIR)")
     args = parser.parse_args()
+    folder = args.data_dir or data_dir()[0]
     print(f"{'checkpoint':32s} {'drawings':>8s} {'p_end at end':>12s} {'> 0.5':>6s} {'max before':>10s}")
     for path in args.checkpoints:
         model, payload = load_model(path)
         config = model.config
-        folder = args.data_dir or data_dir()[0]
         data = load_sketch_data(config.categories, folder, config.max_seq_len, factor=payload["scale_factor"],
                                 simplify_epsilon=config.simplify_epsilon)
         at_end, before_end = end_probabilities(model, data.splits["test"])
