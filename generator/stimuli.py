@@ -135,17 +135,14 @@ def conditional_sources(study, category, seed, data_dir, config, scale_factor):
     sketches of one drawing). Returns (indices, normalised drawings)."""
     max_len = config.max_seq_len
     raw_test = load_category(category, data_dir, config.simplify_epsilon, splits=["test"])["test"]
-    # The model's preprocessing, which drops drawings longer than max_len: map its list back to file indices.
-    test = normalise(clamp_and_filter(raw_test, max_len), scale_factor)
     shown = set(study.stimuli.filter(source=Stimulus.Source.REAL, category=category)
                 .values_list("dataset_index", flat=True))
-    kept = [i for i, d in enumerate(raw_test) if len(d) <= max_len]
-    position = {file_index: k for k, file_index in enumerate(kept)}
+    # Drawings longer than max_len are not the model's input: its preprocessing drops them.
     order = [int(i) for i in real_permutation(category, len(raw_test), seed)[::-1]
-             if int(i) not in shown and int(i) in position]
+             if int(i) not in shown and len(raw_test[int(i)]) <= max_len]
     if not order:
         raise StimulusError(f"{category}: no test drawings left to encode that are not shown as real stimuli")
-    return order, [test[position[i]] for i in order]
+    return order, normalise(clamp_and_filter([raw_test[i] for i in order], max_len), scale_factor)
 
 
 def sample_chunk(checkpoint, category, condition, seed, chunk, sources, device):
