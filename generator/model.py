@@ -175,9 +175,6 @@ class FusedLSTM(nn.Module):
         """x (B, T, in), state (h, c) each (B, H) -> outputs (B, T, H), final state."""
         h, c = state
         h, c = h[None].contiguous(), c[None].contiguous()
-        # On a GPU, cuDNN wants the weights in one block; a copy of the module (the moving
-        # average's) is not, and would be compacted again at every call. A no-op on the CPU.
-        self.lstm.flatten_parameters()
         outputs = []
         for chunk in x.split(steps_per_chunk(x, x.shape[0], self.hidden_size, x.shape[1]), dim=1):
             out, (h, c) = self.lstm(chunk, (h, c))

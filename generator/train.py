@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .checkpoint import CheckpointError, load_checkpoint, load_initial_weights, model_from_checkpoint, save_checkpoint
@@ -88,6 +89,10 @@ class Run:
         self.model.to(self.device)
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
                     if config.ema_decay > 0 else None)
+        if self.ema is not None:
+            # Its deep copy leaves each nn.LSTM's weights in separate blocks, which cuDNN would copy
+            # into one at every call; compact them once (a no-op on the CPU).
+            self.ema.apply(lambda m: m.flatten_parameters() if isinstance(m, nn.RNNBase) else None)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.batcher = BucketBatcher([len(d) for d in self.train_drawings], config.batch_size, seed)
         self.aug_rng = np.random.default_rng([seed, 1])
