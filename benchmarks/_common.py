@@ -15,3 +15,13 @@ def data_dir():
         return Path(path), ["pig", "face", "alarm_clock", "radio"]
     print("QUICKDRAW_DATA_DIR has no pig.npz: measuring on the small fixture files instead")
     return ROOT / "fixtures" / "quickdraw", ["circle", "square"]
+
+
+def test_drawings(model, payload, folder):
+    """A trained model's test drawings, loaded as it was trained on them (its scale factor,
+    length limit and simplification)."""
+    from generator.data import load_sketch_data
+
+    config = model.config
+    return load_sketch_data(config.categories, folder, config.max_seq_len, factor=payload["scale_factor"],
+                            simplify_epsilon=config.simplify_epsilon).splits["test"]

@@ -2,7 +2,11 @@
 that never end within max length, the share that are empty (the --reject-degenerate rule of
 generate_samples), and the mean number of points.
 
+Unconditional samples (z ~ N(0, I)) by default; with --mode conditional, each sample decodes the
+code of one of the model's test drawings (taken in turn), as generate_samples --mode conditional does.
+
     python benchmarks/sample_quality.py fixtures/checkpoints/*.pt [--n 500] [--temperatures 0.2,0.5,0.8]
+        [--mode conditional [--data-dir DIR]]
 """
 
 import argparse
@@ -10,10 +14,10 @@ import time
 
 import numpy as np
 import torch
-from _common import ROOT  # noqa: F401  (puts the project on the path)
+from _common import data_dir, test_drawings
 
 from generator.checkpoint import load_model
-from generator.sample import is_degenerate, sample
+from generator.sample import encode, is_degenerate, sample
 
 
 def main():
@@ -22,17 +26,24 @@ def main():
     parser.add_argument("--n", type=int, default=500, help="samples per checkpoint and temperature")
     parser.add_argument("--temperatures", default="0.2,0.5,0.8")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--mode", choices=["unconditional", "conditional"], default="unconditional")
+    parser.add_argument("--data-dir", default=None,
+                        help="conditional: folder of <category>.npz (default QUICKDRAW_DATA_DIR)")
     args = parser.parse_args()
     temperatures = [float(t) for t in args.temperatures.split(",")]
-    print(f"{args.n} unconditional samples per row on {args.device}")
+    folder = (args.data_dir or data_dir()[0]) if args.mode == "conditional" else None
+    print(f"{args.n} {args.mode} samples per row on {args.device}")
     print(f"{'checkpoint':28s} {'tau':>4s} {'never end':>9s} {'empty':>6s} {'degenerate':>10s} {'points':>7s} {'s':>6s}")
     for path in args.checkpoints:
         model, payload = load_model(path, args.device)
+        drawings = test_drawings(model, payload, folder) if folder else None
         for temperature in temperatures:
             generator = torch.Generator(device=args.device).manual_seed(0)
             start = time.perf_counter()
-            samples = sample(model, n=args.n, temperature=temperature, scale_factor=payload["scale_factor"],
-                             generator=generator, device=args.device)
+            z = (encode(model, [drawings[k % len(drawings)] for k in range(args.n)], generator=generator)
+                 if drawings is not None else None)
+            samples = sample(model, n=args.n, z=z, temperature=temperature,
+                             scale_factor=payload["scale_factor"], generator=generator, device=args.device)
             seconds = time.perf_counter() - start
             empty = np.mean([len(s) == 0 for s in samples.strokes])
             degenerate = np.mean([is_degenerate(s, e) for s, e in zip(samples.strokes, samples.ended)])
