@@ -17,7 +17,7 @@ def data_dir():
     return ROOT / "fixtures" / "quickdraw", ["circle", "square"]
 
 
-def test_drawings(model, payload, folder):
+def model_test_drawings(model, payload, folder):
     """A trained model's test drawings, loaded as it was trained on them (its scale factor,
     length limit and simplification)."""
     from generator.data import load_sketch_data

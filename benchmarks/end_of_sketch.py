@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 import torch
-from _common import data_dir, test_drawings
+from _common import data_dir, model_test_drawings
 
 from generator.checkpoint import load_model
 from generator.train import to_tensors
@@ -45,7 +45,7 @@ def main():
     print(f"{'checkpoint':32s} {'drawings':>8s} {'p_end at end':>12s} {'> 0.5':>6s} {'max before':>10s}")
     for path in args.checkpoints:
         model, payload = load_model(path)
-        at_end, before_end = end_probabilities(model, test_drawings(model, payload, folder))
+        at_end, before_end = end_probabilities(model, model_test_drawings(model, payload, folder))
         print(f"{path[-32:]:32s} {len(at_end):8d} {np.median(at_end):12.2f} {np.mean(at_end > 0.5):6.0%} "
               f"{np.median(before_end):10.3f}")
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import torch
-from _common import data_dir, test_drawings
+from _common import data_dir, model_test_drawings
 
 from generator.checkpoint import load_model
 from generator.sample import encode, is_degenerate, sample
@@ -36,7 +36,7 @@ def main():
     print(f"{'checkpoint':28s} {'tau':>4s} {'never end':>9s} {'empty':>6s} {'degenerate':>10s} {'points':>7s} {'s':>6s}")
     for path in args.checkpoints:
         model, payload = load_model(path, args.device)
-        drawings = test_drawings(model, payload, folder) if folder else None
+        drawings = model_test_drawings(model, payload, folder) if folder else None
         for temperature in temperatures:
             generator = torch.Generator(device=args.device).manual_seed(0)
             start = time.perf_counter()
