@@ -206,10 +206,14 @@ class LayerNormLSTM(nn.Module):
                 nn.init.orthogonal_(self.w_hh.data[g, :, gate * hidden_size:(gate + 1) * hidden_size])
         self.gate_bias.data[:, :, 1] = 1.0  # forget gate
 
-    def project_inputs(self, x):
-        """x (G, B, T, in) -> (G, B, T, 4H): the input half of every gate, for all steps at once."""
-        g, b, t, _ = x.shape
-        return torch.bmm(x.reshape(g, b * t, -1), self.w_ih).view(g, b, t, -1)
+    def project_inputs(self, x, static_proj=None):
+        """x (G, B, T, n) -> (G, B, T, 4H): the input half of every gate, for all steps at once.
+        x holds the first n inputs; static_proj (G, B, 4H) is the projection of the rest (forward's
+        `static`), the same at every step."""
+        g, b, t, n = x.shape
+        x_proj = torch.bmm(x.reshape(g, b * t, n), self.w_ih[:, :n]).view(g, b, t, -1)
+        # In place: bmm's backward needs its inputs, not its output.
+        return x_proj if static_proj is None else x_proj.add_(static_proj[:, :, None])
 
     def step(self, x_proj, h, c, keep=None, w_hh=None):
         """One step from projected input (G, B, 4H) and state (G, B, H) each; `keep` is the
@@ -237,8 +241,12 @@ class LayerNormLSTM(nn.Module):
         # rand < keep, not bernoulli_, which is several times slower on the CPU.
         return torch.rand(steps, *like.shape, device=like.device).lt_(keep).div_(keep).unbind(0)
 
-    def forward(self, x, state):
-        """x (G, B, T, in) -> outputs (G, B, T, H), final state ((G, B, H), (G, B, H)).
+    def forward(self, x, state, static=None):
+        """x (G, B, T, n) -> outputs (G, B, T, H), final state ((G, B, H), (G, B, H)).
+
+        `static` (G, B, in - n) holds the last inputs when they are the same at every step (the
+        decoder's z): they are projected once, not at every step (for the cpu preset's decoder,
+        64 of its 69 inputs).
 
         The steps multiply by a detached w_hh, so the backward pass computes only the state's
         gradient step by step; w_hh's gradient is one large matmul per chunk of steps
@@ -246,11 +254,12 @@ class LayerNormLSTM(nn.Module):
         """
         h, c = state
         w_hh = self.w_hh.detach()
+        static_proj = None if static is None else torch.bmm(static, self.w_ih[:, x.shape[-1]:])
         outputs = []
         # The projected inputs of all steps, and their gradient, would be tens of MB.
         for chunk in x.split(steps_per_chunk(x, x.shape[0] * x.shape[1], self.hidden_size, x.shape[2]), dim=2):
             inputs = []
-            x_proj = RecurrentWeightGrad.apply(self.project_inputs(chunk), self.w_hh, inputs)
+            x_proj = RecurrentWeightGrad.apply(self.project_inputs(chunk, static_proj), self.w_hh, inputs)
             # unbind, not indexing: each index's backward would fill a whole zero tensor (O(T^2)).
             x_projs = x_proj.unbind(2)
             for x_proj, keep in zip(x_projs, self.dropout_masks(len(x_projs), h)):
@@ -352,22 +361,21 @@ class SketchRNN(nn.Module):
         h, c = torch.tanh(self.z_to_state(z)).split(h_size, dim=1)
         return h.contiguous(), c.contiguous()
 
-    def decoder_inputs(self, strokes, z):
-        if z is None:
-            return strokes
-        return torch.cat([strokes, z[:, None].expand(-1, strokes.shape[1], -1)], dim=2)
-
-    def decode(self, inputs, state):
-        """inputs (B, T, in), state ((B, H), (B, H)) -> raw outputs (B, T, 6M + 3), state."""
+    def decode(self, strokes, z, state):
+        """strokes (B, T, 5), z (B, N_z) or None, state ((B, H), (B, H)) -> raw outputs
+        (B, T, 6M + 3), state. Step t reads [strokes[:, t], z]."""
         if self.config.cell == "lstm":
+            inputs = strokes if z is None else torch.cat([strokes, z[:, None].expand(-1, strokes.shape[1], -1)], dim=2)
             out, state = self.dec(inputs, state)
         else:
-            out, (h, c) = self.dec(inputs[None], (state[0][None], state[1][None]))
+            out, (h, c) = self.dec(strokes[None], (state[0][None], state[1][None]), None if z is None else z[None])
             out, state = out[0], (h[0], c[0])
         return self.out(F.dropout(out, self.config.output_dropout, self.training)), state
 
-    def decode_step(self, inputs, state):
-        """One step for sampling: inputs (B, in) -> raw outputs (B, 6M + 3), state."""
+    def decode_step(self, row, z, state):
+        """One step for sampling: row (B, 5), z (B, N_z) or None -> raw outputs (B, 6M + 3), state.
+        decode with T = 1 gives the same, with more overhead per step."""
+        inputs = row if z is None else torch.cat([row, z], dim=1)
         if self.config.cell == "lstm":
             out, state = self.dec(inputs[:, None], state)
             return self.out(out[:, 0]), state
@@ -382,7 +390,7 @@ class SketchRNN(nn.Module):
         if self.config.conditional:
             z, mu, sigma_hat = self.encode(targets, lengths, generator)
         state = self.initial_state(z, batch.shape[0], batch.device)
-        raw, _ = self.decode(self.decoder_inputs(batch[:, :-1], z), state)
+        raw, _ = self.decode(batch[:, :-1], z, state)
         return split_outputs(raw, self.config.num_mixture), mu, sigma_hat
 
 

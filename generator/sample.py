@@ -85,8 +85,7 @@ def sample(model, n=None, z=None, temperature=0.5, max_len=None, scale_factor=1.
     rows = torch.zeros(n, max_len, 5, device=device)
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     for t in range(max_len):
-        inputs = row if z is None else torch.cat([row, z], dim=1)
-        raw, state = model.decode_step(inputs, state)
+        raw, state = model.decode_step(row, z, state)
         row = sample_next(split_outputs(raw, config.num_mixture), temperature, generator)
         rows[:, t] = row
         finished |= row[:, 4] > 0

@@ -160,6 +160,28 @@ def test_layer_norm_lstm_gradients_equal_plain_autograd(training, steps_per_chun
         torch.testing.assert_close(a, b)
 
 
+def test_layer_norm_lstm_static_inputs_equal_the_same_inputs_at_every_step():
+    """The decoder's z is projected once (`static`); outputs and gradients must equal those of z
+    repeated at every step of the input."""
+    torch.manual_seed(0)
+    cell = LayerNormLSTM(5 + 4, 12, dropout=0.3).double().train()
+    strokes = torch.randn(1, 3, 9, 5, dtype=torch.float64)
+    z = torch.randn(1, 3, 4, dtype=torch.float64, requires_grad=True)
+    state = (torch.randn(1, 3, 12, dtype=torch.float64), torch.randn(1, 3, 12, dtype=torch.float64))
+
+    def gradients(forward):
+        cell.zero_grad()
+        z.grad = None
+        torch.manual_seed(1)  # the same dropout masks for both
+        out, (h, c) = forward()
+        (out.square().sum() + c.sum()).backward()
+        return [out, z.grad] + [p.grad.clone() for p in cell.parameters()]
+
+    repeated = lambda: cell(torch.cat([strokes, z[:, :, None].expand(-1, -1, 9, -1)], dim=3), state)
+    for a, b in zip(gradients(lambda: cell(strokes, state, static=z)), gradients(repeated)):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
 def test_encoder_reads_only_the_real_points(cell, fixture_data_dir):
     model = tiny_model(cell).eval()
@@ -186,13 +208,13 @@ def test_output_dropout_drops_decoder_outputs_in_training_only(cell, fixture_dat
     hidden = hidden if cell == "lstm" else hidden[0]
     # In training each decoder output is zeroed (and the rest scaled by 2) before the mixture layer...
     torch.manual_seed(1)
-    raw, _ = model.train().decode(inputs, state)
+    raw, _ = model.train().decode(inputs, None, state)
     torch.manual_seed(1)
     kept = torch.nn.functional.dropout(torch.ones_like(hidden), 0.5)
     torch.testing.assert_close(raw, plain.out(hidden * kept))
     assert 0.3 < (kept == 0).float().mean() < 0.7
     # ...and never when sampling or evaluating.
-    torch.testing.assert_close(model.eval().decode(inputs, state)[0], plain.eval().decode(inputs, state)[0])
+    torch.testing.assert_close(model.eval().decode(inputs, None, state)[0], plain.eval().decode(inputs, None, state)[0])
 
 
 @pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
@@ -229,6 +251,25 @@ def test_sampling_shapes_and_termination(cell):
         model.out.bias[:3] = torch.tensor([50.0, -50.0, -50.0])
     never = sample(model, n=4, temperature=1.0, max_len=30)
     assert not never.ended.any() and all(len(s) == 30 for s in never.strokes)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
+@pytest.mark.parametrize("conditional", [True, False])
+def test_sampling_steps_equal_teacher_forcing(cell, conditional, fixture_data_dir):
+    """Sampling's decode_step, fed the rows of a drawing one at a time, gives what decode gives
+    for the whole drawing at once (which reads z another way on the layer-norm cell)."""
+    model = tiny_model(cell, conditional).eval()
+    batch, _ = stroke5_batch(load_sketch_data(["circle"], fixture_data_dir).splits["test"][:3])
+    strokes = torch.from_numpy(batch[:, :-1])
+    z = torch.randn(3, TINY["z_size"]) if conditional else None
+    state = model.initial_state(z, 3, "cpu")
+    with torch.no_grad():
+        whole, _ = model.decode(strokes, z, state)
+        steps = []
+        for t in range(strokes.shape[1]):
+            raw, state = model.decode_step(strokes[:, t], z, state)
+            steps.append(raw)
+    torch.testing.assert_close(torch.stack(steps, dim=1), whole, rtol=1e-4, atol=1e-5)
 
 
 def test_temperature_zero_is_deterministic():
