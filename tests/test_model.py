@@ -126,6 +126,17 @@ def test_fused_lstm_in_chunks_equals_one_call(monkeypatch):
         torch.testing.assert_close(a, b)
 
 
+def cell_outputs_and_gradients(cell, forward, leaf):
+    """forward() -> (outputs, state) of cell; returns the outputs and the gradients of a loss on
+    them with respect to `leaf` and to the cell's parameters, with the same dropout masks each call."""
+    cell.zero_grad()
+    leaf.grad = None
+    torch.manual_seed(1)
+    out, (h, c) = forward()
+    (out.square().sum() + c.sum()).backward()
+    return [out, leaf.grad] + [p.grad.clone() for p in cell.parameters()]
+
+
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("steps_per_chunk", [4, 9])
 def test_layer_norm_lstm_gradients_equal_plain_autograd(training, steps_per_chunk, monkeypatch):
@@ -148,15 +159,8 @@ def test_layer_norm_lstm_gradients_equal_plain_autograd(training, steps_per_chun
             outputs.append(h)
         return torch.stack(outputs, dim=2), (h, c)
 
-    def gradients(forward):
-        cell.zero_grad()
-        h0.grad = None
-        torch.manual_seed(1)  # the same dropout masks for both
-        out, (h, c) = forward()
-        (out.square().sum() + c.sum()).backward()
-        return [out, h0.grad] + [p.grad.clone() for p in cell.parameters()]
-
-    for a, b in zip(gradients(lambda: cell(x, (h0, c0))), gradients(plain_forward)):
+    fused = cell_outputs_and_gradients(cell, lambda: cell(x, (h0, c0)), h0)
+    for a, b in zip(fused, cell_outputs_and_gradients(cell, plain_forward, h0)):
         torch.testing.assert_close(a, b)
 
 
@@ -168,17 +172,9 @@ def test_layer_norm_lstm_static_inputs_equal_the_same_inputs_at_every_step():
     strokes = torch.randn(1, 3, 9, 5, dtype=torch.float64)
     z = torch.randn(1, 3, 4, dtype=torch.float64, requires_grad=True)
     state = (torch.randn(1, 3, 12, dtype=torch.float64), torch.randn(1, 3, 12, dtype=torch.float64))
-
-    def gradients(forward):
-        cell.zero_grad()
-        z.grad = None
-        torch.manual_seed(1)  # the same dropout masks for both
-        out, (h, c) = forward()
-        (out.square().sum() + c.sum()).backward()
-        return [out, z.grad] + [p.grad.clone() for p in cell.parameters()]
-
     repeated = lambda: cell(torch.cat([strokes, z[:, :, None].expand(-1, -1, 9, -1)], dim=3), state)
-    for a, b in zip(gradients(lambda: cell(strokes, state, static=z)), gradients(repeated)):
+    static = cell_outputs_and_gradients(cell, lambda: cell(strokes, state, static=z), z)
+    for a, b in zip(static, cell_outputs_and_gradients(cell, repeated, z)):
         torch.testing.assert_close(a, b)
 
 
