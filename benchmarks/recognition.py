@@ -1,14 +1,15 @@
-"""Do a model's samples read as their category? An automatic judge, as later papers use one: a
-small CNN trained on real Quick, Draw! drawings, rendered by the study's own renderer (256 px,
-then shrunk to 32 px). Its classes are the categories of QUICKDRAW_DATA_DIR and, with
---other-dir, "other": every category in that folder that is not one of them, so that a drawing
-of none of them is not forced into one.
+"""Do a model's samples read as their category? An automatic judge, as later papers use one:
+small CNNs trained on real Quick, Draw! drawings, rendered by the study's own renderer (256 px,
+then shrunk to 32 px), their votes averaged. Their classes are the categories of
+QUICKDRAW_DATA_DIR and, with --other-dir, "other": every category in that folder that is not one
+of them, so that a drawing of none of them is not forced into one.
 
-It prints how often it recognises the real test drawings of each category (held out from its
-training: the ceiling a model's samples can be judged against), then, per checkpoint and
+It prints how often the judge recognises the real test drawings of each category (held out from
+its training: the ceiling a model's samples can be judged against), then, per checkpoint and
 temperature, the share of samples it recognises as the model's category, and where the rest went.
-A judge is no participant: it checks shapes, not whether a sketch looks drawn by a person; it is
-a repeatable complement to looking at the samples, not a substitute.
+Compare models within one run: the shares move by a few points with the judge's training. A judge
+is no participant: it checks shapes, not whether a sketch looks drawn by a person; it is a
+repeatable complement to looking at the samples, not a substitute.
 
     python benchmarks/recognition.py fixtures/checkpoints/pig.pt fixtures/models/alarm_clock.pt \
         [--other-dir FOLDER] [--n 500] [--temperatures 0.2,0.5,0.8] [--mode conditional]
@@ -79,8 +80,11 @@ def train_judge(images, labels, classes, epochs, seed=0):
 
 
 @torch.no_grad()
-def predict(judge, images):
-    return torch.cat([judge(batch).argmax(1) for batch in images.split(512)])
+def predict(judges, images):
+    """The class of each image by the judges' mean probabilities: one judge's verdicts on samples
+    swing by up to 10 points with its training seed; several agree better."""
+    return torch.cat([torch.stack([judge(batch).softmax(1) for judge in judges]).mean(0).argmax(1)
+                      for batch in images.split(512)])
 
 
 def load_classes(folder, categories, other_dir):
@@ -113,6 +117,7 @@ def main():
     parser.add_argument("--mode", choices=["unconditional", "conditional"], default="unconditional",
                         help="conditional: each sample decodes the code of one of the model's test drawings")
     parser.add_argument("--epochs", type=int, default=8, help="the judge's training epochs")
+    parser.add_argument("--judges", type=int, default=3, help="judges trained with seeds 0, 1, ... whose votes are averaged")
     args = parser.parse_args()
     temperatures = [float(t) for t in args.temperatures.split(",")]
     folder, categories = data_dir()
@@ -120,10 +125,11 @@ def main():
     with Pool() as pool:
         splits, names = load_classes(folder, categories, args.other_dir)
         train_images, test_images = (rasters(splits[s][0], pool) for s in ("train", "test"))
-        judge = train_judge(train_images, splits["train"][1], len(names), args.epochs)
-        guesses = predict(judge, test_images)
-        print(f"judge: {len(names)} classes ({', '.join(names)}), {len(train_images)} training drawings, "
-              f"{args.epochs} epochs, {time.perf_counter() - start:.0f} s")
+        judges = [train_judge(train_images, splits["train"][1], len(names), args.epochs, seed)
+                  for seed in range(args.judges)]
+        guesses = predict(judges, test_images)
+        print(f"judges: {len(names)} classes ({', '.join(names)}), {len(train_images)} training drawings, "
+              f"{args.judges} judges of {args.epochs} epochs, {time.perf_counter() - start:.0f} s")
         test_labels = splits["test"][1]
         for k, name in enumerate(names):
             print(f"  real test {name:12s} recognised {(guesses[test_labels == k] == k).float().mean():6.1%} "
@@ -137,6 +143,9 @@ def main():
                 print(f"{path}: skipped (its categories {', '.join(model.config.categories)} "
                       f"are not one of the judge's)")
                 continue
+            if args.mode == "conditional" and not model.config.conditional:
+                print(f"{path}: skipped (a decoder without an encoder has no conditional samples)")
+                continue
             drawings = model_test_drawings(model, payload, folder) if args.mode == "conditional" else None
             for temperature in temperatures:
                 generator = torch.Generator().manual_seed(0)
@@ -145,7 +154,7 @@ def main():
                 samples = sample(model, n=args.n, z=z, temperature=temperature,
                                  scale_factor=payload["scale_factor"], generator=generator)
                 drawn = [s for s in samples.strokes if len(s)]
-                counts = torch.bincount(predict(judge, rasters(drawn, pool)), minlength=len(names))
+                counts = torch.bincount(predict(judges, rasters(drawn, pool)), minlength=len(names))
                 rest = ", ".join(f"{names[k]} {counts[k] / args.n:.0%}" for k in range(len(names))
                                  if names[k] != category and counts[k])
                 print(f"{path[-28:]:28s} tau {temperature:.1f}  {counts[names.index(category)] / args.n:6.1%}"
