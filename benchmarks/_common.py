@@ -25,3 +25,17 @@ def model_test_drawings(model, payload, folder):
     config = model.config
     return load_sketch_data(config.categories, folder, config.max_seq_len, factor=payload["scale_factor"],
                             simplify_epsilon=config.simplify_epsilon).splits["test"]
+
+
+def model_samples(model, payload, n, temperature, drawings=None, device="cpu"):
+    """n samples of a trained model, seeded: unconditional, or with `drawings` (its test drawings)
+    decoding the code of each in turn, as generate_samples --mode conditional does."""
+    import torch
+
+    from generator.sample import encode, sample
+
+    generator = torch.Generator(device=device).manual_seed(0)
+    z = (encode(model, [drawings[k % len(drawings)] for k in range(n)], generator=generator)
+         if drawings is not None else None)
+    return sample(model, n=n, z=z, temperature=temperature, scale_factor=payload["scale_factor"],
+                  generator=generator, device=device)

@@ -25,13 +25,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from _common import data_dir, model_test_drawings
+from _common import data_dir, model_samples, model_test_drawings
 from PIL import Image
 
 from generator.checkpoint import load_model
 from generator.data import load_npz
 from generator.render import sketch_png
-from generator.sample import encode, sample
 
 SIZE = 32  # pixels the judge sees
 PER_FILE = {"train": 2000, "test": 250}  # drawings read from each file (the official ones hold 70000 / 2500)
@@ -82,7 +81,7 @@ def train_judge(images, labels, classes, epochs, seed=0):
 @torch.no_grad()
 def predict(judges, images):
     """The class of each image by the judges' mean probabilities: one judge's verdicts on samples
-    swing by up to 10 points with its training seed; several agree better."""
+    move by about 10 points with its training seed; several agree better."""
     return torch.cat([torch.stack([judge(batch).softmax(1) for judge in judges]).mean(0).argmax(1)
                       for batch in images.split(512)])
 
@@ -148,11 +147,7 @@ def main():
                 continue
             drawings = model_test_drawings(model, payload, folder) if args.mode == "conditional" else None
             for temperature in temperatures:
-                generator = torch.Generator().manual_seed(0)
-                z = (encode(model, [drawings[k % len(drawings)] for k in range(args.n)], generator=generator)
-                     if drawings is not None else None)
-                samples = sample(model, n=args.n, z=z, temperature=temperature,
-                                 scale_factor=payload["scale_factor"], generator=generator)
+                samples = model_samples(model, payload, args.n, temperature, drawings)
                 drawn = [s for s in samples.strokes if len(s)]
                 counts = torch.bincount(predict(judges, rasters(drawn, pool)), minlength=len(names))
                 rest = ", ".join(f"{names[k]} {counts[k] / args.n:.0%}" for k in range(len(names))

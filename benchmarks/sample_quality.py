@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 import torch
-from _common import data_dir, model_test_drawings
+from _common import data_dir, model_samples, model_test_drawings
 
 from generator.checkpoint import load_model
-from generator.sample import encode, is_degenerate, sample
+from generator.sample import is_degenerate
 
 
 def main():
@@ -38,12 +38,8 @@ def main():
         model, payload = load_model(path, args.device)
         drawings = model_test_drawings(model, payload, folder) if folder else None
         for temperature in temperatures:
-            generator = torch.Generator(device=args.device).manual_seed(0)
             start = time.perf_counter()
-            z = (encode(model, [drawings[k % len(drawings)] for k in range(args.n)], generator=generator)
-                 if drawings is not None else None)
-            samples = sample(model, n=args.n, z=z, temperature=temperature,
-                             scale_factor=payload["scale_factor"], generator=generator, device=args.device)
+            samples = model_samples(model, payload, args.n, temperature, drawings, args.device)
             seconds = time.perf_counter() - start
             empty = np.mean([len(s) == 0 for s in samples.strokes])
             degenerate = np.mean([is_degenerate(s, e) for s, e in zip(samples.strokes, samples.ended)])
