@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from _common import data_dir, model_samples, model_test_drawings
 from PIL import Image
 
-from generator.checkpoint import load_model
+from generator.checkpoint import CheckpointError, load_model
 from generator.data import load_npz
 from generator.render import sketch_png
 
@@ -120,6 +120,10 @@ def main():
     args = parser.parse_args()
     temperatures = [float(t) for t in args.temperatures.split(",")]
     folder, categories = data_dir()
+    try:  # a bad file fails now, not after the judges' training
+        models = {path: load_model(path, "cpu") for path in args.checkpoints}
+    except CheckpointError as e:
+        raise SystemExit(str(e)) from None
     start = time.perf_counter()
     with Pool() as pool:
         splits, names = load_classes(folder, categories, args.other_dir)
@@ -135,8 +139,7 @@ def main():
                   f"of {int((test_labels == k).sum())}")
 
         print(f"\n{args.n} {args.mode} samples per row; recognised as the model's category, else taken for:")
-        for path in args.checkpoints:
-            model, payload = load_model(path, "cpu")
+        for path, (model, payload) in models.items():
             category = model.config.categories[0]
             if len(model.config.categories) != 1 or category not in names:
                 print(f"{path}: skipped (its categories {', '.join(model.config.categories)} "
