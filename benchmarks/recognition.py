@@ -96,15 +96,15 @@ def load_classes(folder, categories, other_dir):
             raise SystemExit(f"{other_dir} has no .npz files of other categories")
         sources += [(path, len(names)) for path in others]
         names.append("other")
-    splits = {}
-    for split in ("train", "test"):
-        drawings, labels = [], []
-        for path, label in sources:
-            part = load_npz(path)[split][:PER_FILE[split]]
-            drawings += part
-            labels += [label] * len(part)
-        splits[split] = (drawings, torch.tensor(labels))
-    return splits, names
+    drawings = {split: [] for split in PER_FILE}
+    labels = {split: [] for split in PER_FILE}
+    for path, label in sources:
+        data = load_npz(path)  # read each file once, for both splits
+        for split, limit in PER_FILE.items():
+            part = data[split][:limit]
+            drawings[split] += part
+            labels[split] += [label] * len(part)
+    return {split: (drawings[split], torch.tensor(labels[split])) for split in PER_FILE}, names
 
 
 def main():
