@@ -232,21 +232,21 @@ class LayerNormLSTM(nn.Module):
         h = torch.tanh(c_norm) * torch.sigmoid(o)
         return h, c
 
-    def dropout_masks(self, steps, like):
+    def dropout_masks(self, steps, like, generator=None):
         """Recurrent-dropout masks for `steps` steps, drawn in one call (one per step is slow),
         or Nones when not training."""
         if not (self.training and self.dropout > 0):
             return [None] * steps
         keep = 1 - self.dropout
         # rand < keep, not bernoulli_, which is several times slower on the CPU.
-        return torch.rand(steps, *like.shape, device=like.device).lt_(keep).div_(keep).unbind(0)
+        return torch.rand(steps, *like.shape, device=like.device, generator=generator).lt_(keep).div_(keep).unbind(0)
 
-    def forward(self, x, state, static=None):
+    def forward(self, x, state, static=None, generator=None):
         """x (G, B, T, n) -> outputs (G, B, T, H), final state ((G, B, H), (G, B, H)).
 
         `static` (G, B, in - n) holds the last inputs when they are the same at every step (the
         decoder's z): they are projected once, not at every step (for the cpu preset's decoder,
-        64 of its 69 inputs).
+        64 of its 69 inputs). `generator` draws the recurrent-dropout masks (None: torch's global one).
 
         The steps multiply by a detached w_hh, so the backward pass computes only the state's
         gradient step by step; w_hh's gradient is one large matmul per chunk of steps
@@ -262,7 +262,7 @@ class LayerNormLSTM(nn.Module):
             x_proj = RecurrentWeightGrad.apply(self.project_inputs(chunk, static_proj), self.w_hh, inputs)
             # unbind, not indexing: each index's backward would fill a whole zero tensor (O(T^2)).
             x_projs = x_proj.unbind(2)
-            for x_proj, keep in zip(x_projs, self.dropout_masks(len(x_projs), h)):
+            for x_proj, keep in zip(x_projs, self.dropout_masks(len(x_projs), h, generator)):
                 inputs.append(h.detach())
                 h, c = self.step(x_proj, h, c, keep, w_hh)
                 outputs.append(h)
@@ -342,7 +342,7 @@ class SketchRNN(nn.Module):
             bwd, _ = self.enc_bwd(backward_input, (zeros, zeros))
         else:
             zeros = strokes.new_zeros(2, b, self.config.enc_size)
-            out, _ = self.enc(torch.stack([strokes, backward_input]), (zeros, zeros))
+            out, _ = self.enc(torch.stack([strokes, backward_input]), (zeros, zeros), generator=generator)
             fwd, bwd = out[0], out[1]
         h = torch.cat([fwd[rows, last], bwd[rows, last]], dim=1)
         mu = self.to_mu(h)
@@ -361,16 +361,21 @@ class SketchRNN(nn.Module):
         h, c = torch.tanh(self.z_to_state(z)).split(h_size, dim=1)
         return h.contiguous(), c.contiguous()
 
-    def decode(self, strokes, z, state):
+    def decode(self, strokes, z, state, generator=None):
         """strokes (B, T, 5), z (B, N_z) or None, state ((B, H), (B, H)) -> raw outputs
         (B, T, 6M + 3), state. Step t reads [strokes[:, t], z]."""
         if self.config.cell == "lstm":
             inputs = strokes if z is None else torch.cat([strokes, z[:, None].expand(-1, strokes.shape[1], -1)], dim=2)
             out, state = self.dec(inputs, state)
         else:
-            out, (h, c) = self.dec(strokes[None], (state[0][None], state[1][None]), None if z is None else z[None])
+            out, (h, c) = self.dec(strokes[None], (state[0][None], state[1][None]), None if z is None else z[None],
+                                   generator)
             out, state = out[0], (h[0], c[0])
-        return self.out(F.dropout(out, self.config.output_dropout, self.training)), state
+        if self.training and self.config.output_dropout > 0:
+            # Not F.dropout, which can only draw from torch's global generator.
+            keep = 1 - self.config.output_dropout
+            out = out * torch.rand(out.shape, device=out.device, generator=generator).lt_(keep).div_(keep)
+        return self.out(out), state
 
     def decode_step(self, row, z, state):
         """One step for sampling: row (B, 5), z (B, N_z) or None -> raw outputs (B, 6M + 3), state.
@@ -384,13 +389,14 @@ class SketchRNN(nn.Module):
 
     def forward(self, batch, lengths, generator=None):
         """batch (B, T + 1, 5) with the start token; returns the mixture parameters for the T
-        targets batch[:, 1:], and mu, sigma_hat (None when unconditional)."""
+        targets batch[:, 1:], and mu, sigma_hat (None when unconditional). `generator` draws all
+        of the pass's random numbers (z's noise, dropout masks); None: torch's global one."""
         targets = batch[:, 1:]
         z = mu = sigma_hat = None
         if self.config.conditional:
             z, mu, sigma_hat = self.encode(targets, lengths, generator)
         state = self.initial_state(z, batch.shape[0], batch.device)
-        raw, _ = self.decode(batch[:, :-1], z, state)
+        raw, _ = self.decode(batch[:, :-1], z, state, generator)
         return split_outputs(raw, self.config.num_mixture), mu, sigma_hat
 
 

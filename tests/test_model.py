@@ -203,14 +203,24 @@ def test_output_dropout_drops_decoder_outputs_in_training_only(cell, fixture_dat
     hidden, _ = plain.dec(inputs, state) if cell == "lstm" else plain.dec(inputs[None], tuple(s[None] for s in state))
     hidden = hidden if cell == "lstm" else hidden[0]
     # In training each decoder output is zeroed (and the rest scaled by 2) before the mixture layer...
-    torch.manual_seed(1)
-    raw, _ = model.train().decode(inputs, None, state)
-    torch.manual_seed(1)
-    kept = torch.nn.functional.dropout(torch.ones_like(hidden), 0.5)
+    raw, _ = model.train().decode(inputs, None, state, generator=torch.Generator().manual_seed(1))
+    kept = (torch.rand(hidden.shape, generator=torch.Generator().manual_seed(1)) < 0.5) / 0.5
     torch.testing.assert_close(raw, plain.out(hidden * kept))
     assert 0.3 < (kept == 0).float().mean() < 0.7
     # ...and never when sampling or evaluating.
     torch.testing.assert_close(model.eval().decode(inputs, None, state)[0], plain.eval().decode(inputs, None, state)[0])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
+def test_a_training_pass_given_a_generator_draws_all_its_random_numbers_from_it(cell, fixture_data_dir):
+    # What lets the parts of a batch run on threads side by side and still repeat exactly.
+    model = SketchRNN(Config(cell=cell, output_dropout=0.3, **TINY)).train()
+    batch, lengths = (torch.from_numpy(a) for a in stroke5_batch(load_sketch_data(["circle"], fixture_data_dir).splits["test"][:4]))
+    global_state = torch.get_rng_state()
+    outputs = [model(batch, lengths, torch.Generator().manual_seed(seed))[0]["mu_x"] for seed in (1, 1, 2)]
+    assert torch.equal(torch.get_rng_state(), global_state)
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    assert not torch.equal(outputs[0], outputs[2])
 
 
 @pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
