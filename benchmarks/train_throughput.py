@@ -2,7 +2,7 @@
 padding fraction of the batches, and the model's useful FLOPs per second (real points only) as a
 fraction of this machine's fp32 matmul peak, measured in the same run.
 
-    python benchmarks/train_throughput.py [--steps 30] [--rounds 3] [--device cpu]
+    python benchmarks/train_throughput.py [--steps 30] [--rounds 3] [--device cpu] [--shards N]
 
 Useful FLOPs count, per real point, the multiply-adds of the encoder's two directions, the decoder
 cell and the output layer, times 3 for forward plus backward; padding steps count for nothing.
@@ -17,7 +17,7 @@ from _common import data_dir
 
 from generator.data import load_sketch_data
 from generator.model import make_config
-from generator.train import Run
+from generator.train import Run, shard_count
 
 
 def matmul_peak(device, size=2048, repeats=20):
@@ -50,9 +50,9 @@ def flops_per_real_point(config):
     return 2 * (enc + dec + out)
 
 
-def make_run(preset, cell, data, device, tmp):
+def make_run(preset, cell, data, device, tmp, shards):
     config = make_config(preset, cell=cell, categories=tuple(data.categories), eval_every=10**9)
-    run = Run(config, data, tmp / f"{preset}-{cell}", device)
+    run = Run(config, data, tmp / f"{preset}-{cell}", device, shards=shards)
     for _ in range(3):
         run.train_step()
     return run
@@ -81,17 +81,20 @@ def main():
                         help="the steps are split into this many rounds, taking turns between the configurations, "
                              "so that a slow spell of the machine does not fall on one of them alone")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--shards", type=int, default=None,
+                        help="parts each batch is split into, one thread each (default: as training does)")
     args = parser.parse_args()
+    shards = args.shards or shard_count(torch.device(args.device), make_config("cpu").batch_size)
     folder, categories = data_dir()
     data = load_sketch_data(categories[:1], folder)
     peak = matmul_peak(args.device)
-    print(f"{data.categories[0]} on {args.device}, {torch.get_num_threads()} threads; "
+    print(f"{data.categories[0]} on {args.device}, {torch.get_num_threads()} threads, batches in {shards} parts; "
           f"fp32 matmul peak {peak / 1e9:.0f} GFLOP/s; {args.steps} steps each in {args.rounds} rounds")
     configurations = [(preset, cell) for preset in ("paper", "cpu") for cell in ("lstm", "layer_norm")]
     # Every run has the same seed and batch size, so round k gives each configuration the same batches.
     per_round = {key: [] for key in configurations}
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {key: make_run(*key, data, args.device, Path(tmp)) for key in configurations}
+        runs = {key: make_run(*key, data, args.device, Path(tmp), shards) for key in configurations}
         for steps in [len(chunk) for chunk in np.array_split(range(args.steps), args.rounds)]:
             for key in configurations:
                 per_round[key].append(time_steps(runs[key], args.device, steps) + (steps,))

@@ -4,6 +4,10 @@ The run's folder holds best.pt (lowest validation loss, weights only), last.pt (
 to resume: optimiser, schedules, random generators, batcher position), metrics.csv and loss.png.
 A resumed run continues exactly as an uninterrupted one would have.
 
+On the CPU each step splits its batch into parts (one per thread, see shard_count) whose forward
+and backward passes run side by side; together they give exactly the whole batch's loss and
+gradient. With one thread there is one part, and a run repeats what it did before parts existed.
+
 With `ema_decay` > 0 the run also keeps an exponential moving average of the weights after every
 step; that average is what is validated and what best.pt holds (on 2000 drawings its validation
 loss is lower and steadier than the raw weights'), while training goes on with the raw weights.
@@ -12,6 +16,7 @@ loss is lower and steadier than the raw weights'), while training goes on with t
 import csv
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +28,7 @@ from .checkpoint import CheckpointError, load_checkpoint, load_initial_weights, 
 from .data import BucketBatcher, drop_points, mirror, random_scale, stroke5_batch
 from .model import Config, SketchRNN, kl_loss, reconstruction_loss, total_loss
 
+MIN_SHARD_ROWS = 25  # drawings per part of a batch at least (see shard_count)
 METRICS_FIELDS = ["step", "lr", "w_kl", "train_l_r", "train_l_kl", "valid_l_r", "valid_l_kl", "valid_loss", "seconds"]
 
 
@@ -30,6 +36,21 @@ def augment(drawing, rng, config):
     drawing = mirror(drawing, rng, config.augment_mirror_prob)
     drawing = random_scale(drawing, rng, config.random_scale)
     return drop_points(drawing, rng, config.augment_stroke_prob)
+
+
+def shard_count(device, batch_size):
+    """How many parts a training step splits its batch into, each part's forward and backward pass
+    on a thread of its own. At this model's sizes the per-step matmuls are too small for several
+    threads to share one well, so on the CPU one part per torch thread (with at least
+    MIN_SHARD_ROWS drawings each) trains faster than all threads on every matmul. On a GPU, one."""
+    if device.type != "cpu":
+        return 1
+    return max(1, min(torch.get_num_threads(), batch_size // MIN_SHARD_ROWS))
+
+
+def shard_generator(device, seed, shard, step):
+    """The random generator of part `shard` > 0 of every batch (part 0 uses torch's global one)."""
+    return torch.Generator(device).manual_seed(int(np.random.SeedSequence([seed, shard, step]).generate_state(1)[0]))
 
 
 def to_tensors(drawings, device, pad_to=None):
@@ -70,7 +91,7 @@ class Run:
     """One training run in a folder: create it fresh (from random weights, or from another run's
     checkpoint with `init_from`) or resume it from last.pt."""
 
-    def __init__(self, config, data, out_dir, device, seed=0, resume=False, init_from=None):
+    def __init__(self, config, data, out_dir, device, seed=0, resume=False, init_from=None, shards=None):
         self.config = config
         self.data = data
         self.out_dir = Path(out_dir)
@@ -96,6 +117,13 @@ class Run:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.batcher = BucketBatcher([len(d) for d in self.train_drawings], config.batch_size, seed)
         self.aug_rng = np.random.default_rng([seed, 1])
+        self.seed = seed
+        self.shards = shards or shard_count(self.device, config.batch_size)
+        # Part 0 draws from torch's global generator, so a run in one part is what it always was.
+        self.shard_generators = [None] + [shard_generator(self.device, seed, k, 0) for k in range(1, self.shards)]
+        threads_each = max(1, torch.get_num_threads() // self.shards)
+        self.pool = (ThreadPoolExecutor(self.shards, initializer=torch.set_num_threads, initargs=(threads_each,))
+                     if self.shards > 1 else None)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._restore(self.out_dir / "last.pt")
@@ -124,6 +152,7 @@ class Run:
             # The run's own GPU only: the state of every GPU would not fit a machine with fewer.
             "cuda": [torch.cuda.get_rng_state(self.device)] if self.device.type == "cuda" else [],
             "numpy_augment": self.aug_rng.bit_generator.state,
+            "shards": [generator.get_state() for generator in self.shard_generators[1:]],
             "batcher": self.batcher.state(),
         }
         save_checkpoint({
@@ -163,6 +192,13 @@ class Run:
             if rng["cuda"] and self.device.type == "cuda":  # a GPU run may go on on the CPU, and back
                 torch.cuda.set_rng_state(rng["cuda"][0].cpu(), self.device)
             self.aug_rng.bit_generator.state = rng["numpy_augment"]
+            saved_shards = rng.get("shards", [])  # absent from runs saved before batches were split
+            for k in range(1, self.shards):
+                # Resumed on more threads than it was saved with: the new parts start fresh streams.
+                if k <= len(saved_shards):
+                    self.shard_generators[k].set_state(saved_shards[k - 1])
+                else:
+                    self.shard_generators[k] = shard_generator(self.device, self.seed, k, self.step)
             self.batcher.restore(rng["batcher"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
             raise CheckpointError(f"{path}: lacks part of a training state or holds a damaged one ({e!r}); "
@@ -208,10 +244,7 @@ class Run:
             group["lr"] = lr
         drawings = [augment(self.train_drawings[i], self.aug_rng, config) for i in self.batcher.next()]
         batch, lengths = to_tensors(drawings, self.device)
-        l_r, l_kl = batch_losses(self.model, batch, lengths, self.data.n_max)
-        loss = total_loss(config, l_r, l_kl, w_kl)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        l_r, l_kl = self._set_gradients(batch, lengths, w_kl)
         torch.nn.utils.clip_grad_value_(self.model.parameters(), config.grad_clip)
         self.optimizer.step()
         if self.ema is not None:
@@ -219,6 +252,49 @@ class Run:
         self.step += 1
         return {"l_r": l_r.item(), "l_kl": l_kl.item() if l_kl is not None else 0.0, "lr": lr, "w_kl": w_kl,
                 "points": int(lengths.sum()), "cells": int(batch.shape[0] * (batch.shape[1] - 1))}
+
+    def _set_gradients(self, batch, lengths, w_kl):
+        """Set each parameter's .grad to the gradient of the batch's total loss; return the batch's
+        L_R and L_KL (None when unconditional).
+
+        The batch's rows are split into self.shards parts whose passes run side by side. Each part
+        keeps the batch's padded length and is weighted by its share of the rows, so the parts'
+        losses add up to the batch's; the KL floor, which applies to the batch's L_KL, is the one
+        term that couples them, and is settled between the forward and the backward passes."""
+        parts = [(rows, n) for rows, n in zip(batch.tensor_split(self.shards), lengths.tensor_split(self.shards))
+                 if len(n)]
+
+        def forward(k):
+            l_r, l_kl = batch_losses(self.model, *parts[k], self.data.n_max, self.shard_generators[k])
+            return [l_r] if l_kl is None else [l_r, l_kl]
+
+        losses = self._in_parts(forward, len(parts))  # per part: [L_R] or [L_R, L_KL]
+        shares = [len(n) / len(lengths) for _, n in parts]
+
+        def batch_mean(j):
+            return sum(share * part_losses[j] for share, part_losses in zip(shares, losses))
+
+        l_r = batch_mean(0)
+        l_kl = batch_mean(1) if self.config.conditional else None
+        # The gradient of the total loss with respect to each part's losses (this leaves the parts'
+        # own graphs in place), then each part's backward pass from there.
+        per_part = len(losses[0])
+        upstream = torch.autograd.grad(total_loss(self.config, l_r, l_kl, w_kl), sum(losses, []))
+        params = list(self.model.parameters())
+
+        def backward(k):
+            return torch.autograd.grad(losses[k], params, upstream[k * per_part:(k + 1) * per_part], allow_unused=True)
+
+        for param, grads in zip(params, zip(*self._in_parts(backward, len(parts)))):
+            grads = [g for g in grads if g is not None]
+            param.grad = sum(grads[1:], grads[0]) if grads else None
+        return l_r, l_kl
+
+    def _in_parts(self, work, n):
+        """[work(0), ..., work(n - 1)], side by side on the pool's threads when there is a pool."""
+        if self.pool is None or n == 1:
+            return [work(k) for k in range(n)]
+        return list(self.pool.map(work, range(n)))
 
     def validate(self):
         valid = evaluate(self.validated_model, self.valid_drawings, self.data.n_max, self.device)

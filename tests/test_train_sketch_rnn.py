@@ -27,15 +27,16 @@ def data(fixture_data_dir):
     return load_sketch_data(["circle", "square"], fixture_data_dir)
 
 
-@pytest.mark.parametrize("cell, ema_decay", [("lstm", 0.0), ("layer_norm", 0.0), ("lstm", 0.5)])
-def test_n_steps_straight_equal_half_resume_half(cell, ema_decay, data, tmp_path):
+@pytest.mark.parametrize("cell, ema_decay, shards", [("lstm", 0.0, 1), ("layer_norm", 0.0, 1), ("lstm", 0.5, 1),
+                                                     ("layer_norm", 0.0, 3)])
+def test_n_steps_straight_equal_half_resume_half(cell, ema_decay, shards, data, tmp_path):
     config = Config(categories=("circle", "square"), cell=cell, ema_decay=ema_decay, **TINY)
-    straight = Run(config, data, tmp_path / "straight", "cpu", seed=5)
+    straight = Run(config, data, tmp_path / "straight", "cpu", seed=5, shards=shards)
     straight.train(8)
 
-    first = Run(config, data, tmp_path / "halves", "cpu", seed=5)
+    first = Run(config, data, tmp_path / "halves", "cpu", seed=5, shards=shards)
     first.train(4)
-    second = Run(config, data, tmp_path / "halves", "cpu", seed=5, resume=True)
+    second = Run(config, data, tmp_path / "halves", "cpu", seed=5, resume=True, shards=shards)
     assert second.step == 4
     second.train(8)
 
@@ -48,6 +49,39 @@ def test_n_steps_straight_equal_half_resume_half(cell, ema_decay, data, tmp_path
     straight_rows, halves_rows = valid(metrics(tmp_path / "straight")), valid(metrics(tmp_path / "halves"))
     assert list(halves_rows) == ["3", "4", "6", "8"]
     assert {step: halves_rows[step] for step in straight_rows} == straight_rows
+
+
+@pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
+@pytest.mark.parametrize("conditional, kl_tolerance", [(True, 0.2), (True, 100.0), (False, 0.2)])
+def test_a_batch_in_parts_gives_the_gradient_of_the_whole_batch(cell, conditional, kl_tolerance, data, tmp_path):
+    # No dropout, and sigma of z about exp(-20), so that the parts' own random numbers make no difference.
+    config = Config(categories=("circle", "square"), cell=cell, conditional=conditional, kl_tolerance=kl_tolerance,
+                    recurrent_dropout=0.0, **TINY)
+    results = {}
+    for shards in (1, 3):
+        run = Run(config, data, tmp_path / str(shards), "cpu", seed=4, shards=shards)
+        if conditional:
+            run.model.to_sigma_hat.bias.data.fill_(-40.0)
+        losses = run.train_step()
+        results[shards] = losses, {name: p.grad.clone() for name, p in run.model.named_parameters()}
+    (whole, whole_grads), (parts, parts_grads) = results[1], results[3]
+    assert parts["l_r"] == pytest.approx(whole["l_r"], rel=1e-5)
+    assert parts["l_kl"] == pytest.approx(whole["l_kl"], rel=1e-5)
+    # Above the floor L_KL pulls on sigma_hat; below it (tolerance 100) nothing does but L_R's tiny share.
+    if conditional:
+        kl_pull = whole_grads["to_sigma_hat.bias"].abs().max()
+        assert kl_pull > 1e-4 if kl_tolerance < 1 else kl_pull < 1e-6
+    for name, grad in whole_grads.items():
+        torch.testing.assert_close(parts_grads[name], grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_a_run_saved_in_one_part_resumes_in_several(data, tmp_path):
+    config = Config(categories=("circle", "square"), **TINY)
+    Run(config, data, tmp_path, "cpu", shards=1).train(3)
+    resumed = Run(config, data, tmp_path, "cpu", resume=True, shards=2)
+    resumed.train(6)
+    assert resumed.step == 6
+    assert [row["step"] for row in metrics(tmp_path)] == ["3", "6"]
 
 
 def test_with_ema_the_moving_average_is_validated_and_kept_as_best(data, tmp_path):
