@@ -82,13 +82,13 @@ def main():
                              "so that a slow spell of the machine does not fall on one of them alone")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--shards", type=int, default=None,
-                        help="parts each batch is split into, one thread each (default: as training does)")
+                        help="shards each batch is split into, one thread each (default: as training does)")
     args = parser.parse_args()
     shards = args.shards or shard_count(torch.device(args.device), make_config("cpu").batch_size)
     folder, categories = data_dir()
     data = load_sketch_data(categories[:1], folder)
     peak = matmul_peak(args.device)
-    print(f"{data.categories[0]} on {args.device}, {torch.get_num_threads()} threads, batches in {shards} parts; "
+    print(f"{data.categories[0]} on {args.device}, {torch.get_num_threads()} threads, batches in {shards} shards; "
           f"fp32 matmul peak {peak / 1e9:.0f} GFLOP/s; {args.steps} steps each in {args.rounds} rounds")
     configurations = [(preset, cell) for preset in ("paper", "cpu") for cell in ("lstm", "layer_norm")]
     # Every run has the same seed and batch size, so round k gives each configuration the same batches.

@@ -4,9 +4,9 @@ The run's folder holds best.pt (lowest validation loss, weights only), last.pt (
 to resume: optimiser, schedules, random generators, batcher position), metrics.csv and loss.png.
 A resumed run continues exactly as an uninterrupted one would have.
 
-On the CPU each step splits its batch into parts (one per thread, see shard_count) whose forward
+On the CPU each step splits its batch into shards (one per thread, see shard_count) whose forward
 and backward passes run side by side; together they give exactly the whole batch's loss and
-gradient. With one thread there is one part, and a run repeats what it did before parts existed.
+gradient. With one thread there is one shard, and a run repeats what it did before shards existed.
 
 With `ema_decay` > 0 the run also keeps an exponential moving average of the weights after every
 step; that average is what is validated and what best.pt holds (on 2000 drawings its validation
@@ -28,7 +28,7 @@ from .checkpoint import CheckpointError, load_checkpoint, load_initial_weights, 
 from .data import BucketBatcher, drop_points, mirror, random_scale, stroke5_batch
 from .model import Config, SketchRNN, kl_loss, reconstruction_loss, total_loss
 
-MIN_SHARD_ROWS = 25  # drawings per part of a batch at least (see shard_count)
+MIN_SHARD_ROWS = 25  # drawings per shard of a batch at least (see shard_count)
 METRICS_FIELDS = ["step", "lr", "w_kl", "train_l_r", "train_l_kl", "valid_l_r", "valid_l_kl", "valid_loss", "seconds"]
 
 
@@ -39,9 +39,9 @@ def augment(drawing, rng, config):
 
 
 def shard_count(device, batch_size):
-    """How many parts a training step splits its batch into, each part's forward and backward pass
+    """How many shards a training step splits its batch into, each shard's forward and backward pass
     on a thread of its own. At this model's sizes the per-step matmuls are too small for several
-    threads to share one well, so on the CPU one part per torch thread (with at least
+    threads to share one well, so on the CPU one shard per torch thread (with at least
     MIN_SHARD_ROWS drawings each) trains faster than all threads on every matmul. On a GPU, one."""
     if device.type != "cpu":
         return 1
@@ -49,7 +49,7 @@ def shard_count(device, batch_size):
 
 
 def shard_generator(device, seed, shard, step):
-    """The random generator of part `shard` > 0 of every batch (part 0 uses torch's global one)."""
+    """The random generator of every batch's shard number `shard` > 0 (shard 0 uses torch's global one)."""
     return torch.Generator(device).manual_seed(int(np.random.SeedSequence([seed, shard, step]).generate_state(1)[0]))
 
 
@@ -119,7 +119,7 @@ class Run:
         self.aug_rng = np.random.default_rng([seed, 1])
         self.seed = seed
         self.shards = shards or shard_count(self.device, config.batch_size)
-        # Part 0 draws from torch's global generator, so a run in one part is what it always was.
+        # Shard 0 draws from torch's global generator, so a run in one shard is what it always was.
         self.shard_generators = [None] + [shard_generator(self.device, seed, k, 0) for k in range(1, self.shards)]
         threads_each = max(1, torch.get_num_threads() // self.shards)
         self.pool = (ThreadPoolExecutor(self.shards, initializer=torch.set_num_threads, initargs=(threads_each,))
@@ -194,7 +194,7 @@ class Run:
             self.aug_rng.bit_generator.state = rng["numpy_augment"]
             saved_shards = rng.get("shards", [])  # absent from runs saved before batches were split
             for k in range(1, self.shards):
-                # Resumed on more threads than it was saved with: the new parts start fresh streams.
+                # Resumed on more threads than it was saved with: the new shards start fresh streams.
                 if k <= len(saved_shards):
                     self.shard_generators[k].set_state(saved_shards[k - 1])
                 else:
@@ -257,40 +257,40 @@ class Run:
         """Set each parameter's .grad to the gradient of the batch's total loss; return the batch's
         L_R and L_KL (None when unconditional).
 
-        The batch's rows are split into self.shards parts whose passes run side by side. Each part
-        keeps the batch's padded length and is weighted by its share of the rows, so the parts'
+        The batch's rows are split into self.shards shards whose passes run side by side. Each shard
+        keeps the batch's padded length and is weighted by its share of the rows, so the shards'
         losses add up to the batch's; the KL floor, which applies to the batch's L_KL, is the one
         term that couples them, and is settled between the forward and the backward passes."""
-        parts = [(rows, n) for rows, n in zip(batch.tensor_split(self.shards), lengths.tensor_split(self.shards))
-                 if len(n)]
+        shard_batches = [(rows, n) for rows, n in zip(batch.tensor_split(self.shards), lengths.tensor_split(self.shards))
+                         if len(n)]
 
         def forward(k):
-            l_r, l_kl = batch_losses(self.model, *parts[k], self.data.n_max, self.shard_generators[k])
+            l_r, l_kl = batch_losses(self.model, *shard_batches[k], self.data.n_max, self.shard_generators[k])
             return [l_r] if l_kl is None else [l_r, l_kl]
 
-        losses = self._in_parts(forward, len(parts))  # per part: [L_R] or [L_R, L_KL]
-        shares = [len(n) / len(lengths) for _, n in parts]
+        losses = self._in_shards(forward, len(shard_batches))  # per shard: [L_R] or [L_R, L_KL]
+        shares = [len(n) / len(lengths) for _, n in shard_batches]
 
         def batch_mean(j):
-            return sum(share * part_losses[j] for share, part_losses in zip(shares, losses))
+            return sum(share * shard_losses[j] for share, shard_losses in zip(shares, losses))
 
         l_r = batch_mean(0)
         l_kl = batch_mean(1) if self.config.conditional else None
-        # The gradient of the total loss with respect to each part's losses (this leaves the parts'
-        # own graphs in place), then each part's backward pass from there.
-        per_part = len(losses[0])
+        # The gradient of the total loss with respect to each shard's losses (this leaves the shards'
+        # own graphs in place), then each shard's backward pass from there.
+        per_shard = len(losses[0])
         upstream = torch.autograd.grad(total_loss(self.config, l_r, l_kl, w_kl), sum(losses, []))
         params = list(self.model.parameters())
 
         def backward(k):
-            return torch.autograd.grad(losses[k], params, upstream[k * per_part:(k + 1) * per_part], allow_unused=True)
+            return torch.autograd.grad(losses[k], params, upstream[k * per_shard:(k + 1) * per_shard], allow_unused=True)
 
-        for param, grads in zip(params, zip(*self._in_parts(backward, len(parts)))):
+        for param, grads in zip(params, zip(*self._in_shards(backward, len(shard_batches)))):
             grads = [g for g in grads if g is not None]
             param.grad = sum(grads[1:], grads[0]) if grads else None
         return l_r, l_kl
 
-    def _in_parts(self, work, n):
+    def _in_shards(self, work, n):
         """[work(0), ..., work(n - 1)], side by side on the pool's threads when there is a pool."""
         if self.pool is None or n == 1:
             return [work(k) for k in range(n)]

@@ -213,7 +213,7 @@ def test_output_dropout_drops_decoder_outputs_in_training_only(cell, fixture_dat
 
 @pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
 def test_a_training_pass_given_a_generator_draws_all_its_random_numbers_from_it(cell, fixture_data_dir):
-    # What lets the parts of a batch run on threads side by side and still repeat exactly.
+    # What lets the shards of a batch run on threads side by side and still repeat exactly.
     model = SketchRNN(Config(cell=cell, output_dropout=0.3, **TINY)).train()
     batch, lengths = (torch.from_numpy(a) for a in stroke5_batch(load_sketch_data(["circle"], fixture_data_dir).splits["test"][:4]))
     global_state = torch.get_rng_state()

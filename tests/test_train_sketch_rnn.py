@@ -53,8 +53,8 @@ def test_n_steps_straight_equal_half_resume_half(cell, ema_decay, shards, data, 
 
 @pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
 @pytest.mark.parametrize("conditional, kl_tolerance", [(True, 0.2), (True, 100.0), (False, 0.2)])
-def test_a_batch_in_parts_gives_the_gradient_of_the_whole_batch(cell, conditional, kl_tolerance, data, tmp_path):
-    # No dropout, and sigma of z about exp(-20), so that the parts' own random numbers make no difference.
+def test_a_batch_in_shards_gives_the_gradient_of_the_whole_batch(cell, conditional, kl_tolerance, data, tmp_path):
+    # No dropout, and sigma of z about exp(-20), so that the shards' own random numbers make no difference.
     config = Config(categories=("circle", "square"), cell=cell, conditional=conditional, kl_tolerance=kl_tolerance,
                     recurrent_dropout=0.0, **TINY)
     results = {}
@@ -64,18 +64,18 @@ def test_a_batch_in_parts_gives_the_gradient_of_the_whole_batch(cell, conditiona
             run.model.to_sigma_hat.bias.data.fill_(-40.0)
         losses = run.train_step()
         results[shards] = losses, {name: p.grad.clone() for name, p in run.model.named_parameters()}
-    (whole, whole_grads), (parts, parts_grads) = results[1], results[3]
-    assert parts["l_r"] == pytest.approx(whole["l_r"], rel=1e-5)
-    assert parts["l_kl"] == pytest.approx(whole["l_kl"], rel=1e-5)
+    (whole, whole_grads), (sharded, sharded_grads) = results[1], results[3]
+    assert sharded["l_r"] == pytest.approx(whole["l_r"], rel=1e-5)
+    assert sharded["l_kl"] == pytest.approx(whole["l_kl"], rel=1e-5)
     # Above the floor L_KL pulls on sigma_hat; below it (tolerance 100) nothing does but L_R's tiny share.
     if conditional:
         kl_pull = whole_grads["to_sigma_hat.bias"].abs().max()
         assert kl_pull > 1e-4 if kl_tolerance < 1 else kl_pull < 1e-6
     for name, grad in whole_grads.items():
-        torch.testing.assert_close(parts_grads[name], grad, rtol=1e-4, atol=1e-7, msg=name)
+        torch.testing.assert_close(sharded_grads[name], grad, rtol=1e-4, atol=1e-7, msg=name)
 
 
-def test_a_run_saved_in_one_part_resumes_in_several(data, tmp_path):
+def test_a_run_saved_in_one_shard_resumes_in_several(data, tmp_path):
     config = Config(categories=("circle", "square"), **TINY)
     Run(config, data, tmp_path, "cpu", shards=1).train(3)
     resumed = Run(config, data, tmp_path, "cpu", resume=True, shards=2)

@@ -50,7 +50,7 @@ class Command(BaseCommand):
                                  "match, while steps, schedules and optimiser start afresh")
         parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
         parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice, one per core); on the CPU each "
-                                 "batch is split into one part per thread (at least 25 drawings each), worked on side "
+                                 "batch is split into one shard per thread (at least 25 drawings each), worked on side "
                                  "by side, which trains faster than all threads on the whole batch")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                             help="override one hyper-parameter of the preset, e.g. --set recurrent_dropout=0.2 "
