@@ -2,7 +2,10 @@
 padding fraction of the batches, and the model's useful FLOPs per second (real points only) as a
 fraction of this machine's fp32 matmul peak, measured in the same run.
 
-    python benchmarks/train_throughput.py [--steps 30] [--rounds 3] [--device cpu] [--shards N]
+    python benchmarks/train_throughput.py [--steps 30] [--rounds 3] [--device cpu]
+
+On the CPU, training splits each batch into one shard per thread; each configuration is measured
+that way and with the whole batch in one shard, and the speed-up printed.
 
 Useful FLOPs count, per real point, the multiply-adds of the encoder's two directions, the decoder
 cell and the output layer, times 3 for forward plus backward; padding steps count for nothing.
@@ -50,9 +53,9 @@ def flops_per_real_point(config):
     return 2 * (enc + dec + out)
 
 
-def make_run(preset, cell, data, device, tmp, shards):
+def make_run(preset, cell, shards, data, device, tmp):
     config = make_config(preset, cell=cell, categories=tuple(data.categories), eval_every=10**9)
-    run = Run(config, data, tmp / f"{preset}-{cell}", device, shards=shards)
+    run = Run(config, data, tmp / f"{preset}-{cell}-{shards}", device, shards=shards)
     for _ in range(3):
         run.train_step()
     return run
@@ -81,38 +84,45 @@ def main():
                         help="the steps are split into this many rounds, taking turns between the configurations, "
                              "so that a slow spell of the machine does not fall on one of them alone")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--shards", type=int, default=None,
-                        help="shards each batch is split into, one thread each (default: as training does)")
     args = parser.parse_args()
-    shards = args.shards or shard_count(torch.device(args.device), make_config("cpu").batch_size)
     folder, categories = data_dir()
     data = load_sketch_data(categories[:1], folder)
     peak = matmul_peak(args.device)
-    print(f"{data.categories[0]} on {args.device}, {torch.get_num_threads()} threads, batches in {shards} shards; "
-          f"fp32 matmul peak {peak / 1e9:.0f} GFLOP/s; {args.steps} steps each in {args.rounds} rounds")
-    configurations = [(preset, cell) for preset in ("paper", "cpu") for cell in ("lstm", "layer_norm")]
+    shards = shard_count(torch.device(args.device), make_config("cpu").batch_size)
+    print(f"{data.categories[0]} on {args.device}, {torch.get_num_threads()} threads, batches in {shards} shards "
+          f"(as training splits them){' and in 1' if shards > 1 else ''}; fp32 matmul peak {peak / 1e9:.0f} GFLOP/s; "
+          f"{args.steps} steps each in {args.rounds} rounds")
+    configurations = [(preset, cell, n) for preset in ("paper", "cpu") for cell in ("lstm", "layer_norm")
+                      for n in sorted({shards, 1}, reverse=True)]
     # Every run has the same seed and batch size, so round k gives each configuration the same batches.
     per_round = {key: [] for key in configurations}
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {key: make_run(*key, data, args.device, Path(tmp), shards) for key in configurations}
+        runs = {key: make_run(*key, data, args.device, Path(tmp)) for key in configurations}
         for steps in [len(chunk) for chunk in np.array_split(range(args.steps), args.rounds)]:
             for key in configurations:
                 per_round[key].append(time_steps(runs[key], args.device, steps) + (steps,))
     rates = {}
-    for (preset, cell), rounds in per_round.items():
+    for (preset, cell, n), rounds in per_round.items():
         seconds, real, padded, steps = (sum(values) for values in zip(*rounds))
-        config = runs[(preset, cell)].config
-        rates[(preset, cell)] = [s * config.batch_size / t for t, _, _, s in rounds]
+        config = runs[(preset, cell, n)].config
+        rates[(preset, cell, n)] = [s * config.batch_size / t for t, _, _, s in rounds]
         useful = 3 * flops_per_real_point(config) * real / seconds
-        print(f"{preset:5s} {cell:10s} {steps * config.batch_size / seconds:7.1f} sketches/s "
-              f"(rounds {min(rates[(preset, cell)]):.0f}-{max(rates[(preset, cell)]):.0f})  "
+        print(f"{preset:5s} {cell:10s} {n} shard{'s' if n > 1 else ' '} "
+              f"{steps * config.batch_size / seconds:7.1f} sketches/s "
+              f"(rounds {min(rates[(preset, cell, n)]):.0f}-{max(rates[(preset, cell, n)]):.0f})  "
               f"padding {1 - real / padded:.1%}  useful {useful / 1e9:6.1f} GFLOP/s = {useful / peak:.0%} of peak")
+
+    def ratio(a, b, label):
+        ratios = [x / y for x, y in zip(rates[a], rates[b])]
+        print(f"{label}: {np.median(ratios):.2f}x (median of the rounds; {min(ratios):.2f}-{max(ratios):.2f})")
+
     for cell in ("lstm", "layer_norm"):
-        ratios = [c / p for c, p in zip(rates[("cpu", cell)], rates[("paper", cell)])]
-        print(f"cpu preset / paper preset ({cell}): {np.median(ratios):.1f}x "
-              f"(median of the rounds; {min(ratios):.1f}-{max(ratios):.1f})")
-    ratios = [n / f for n, f in zip(rates[("paper", "layer_norm")], rates[("paper", "lstm")])]
-    print(f"layer_norm / lstm (paper): {np.median(ratios):.2f}")
+        ratio(("cpu", cell, shards), ("paper", cell, shards), f"cpu preset / paper preset ({cell})")
+    ratio(("paper", "layer_norm", shards), ("paper", "lstm", shards), "layer_norm / lstm (paper)")
+    if shards > 1:
+        for preset in ("paper", "cpu"):
+            for cell in ("lstm", "layer_norm"):
+                ratio((preset, cell, shards), (preset, cell, 1), f"{shards} shards / 1 ({preset}, {cell})")
 
 
 if __name__ == "__main__":
