@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from generator.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from generator.data import load_sketch_data
 from generator.model import Config
-from generator.train import Run, evaluate
+from generator.train import Run, evaluate, shard_count
 from tests.conftest import ROOT
 
 TINY = dict(enc_size=16, dec_size=24, z_size=8, num_mixture=3, batch_size=20, eval_every=3)
@@ -73,6 +73,14 @@ def test_a_batch_in_shards_gives_the_gradient_of_the_whole_batch(cell, condition
         assert kl_pull > 1e-4 if kl_tolerance < 1 else kl_pull < 1e-6
     for name, grad in whole_grads.items():
         torch.testing.assert_close(sharded_grads[name], grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("device, threads, batch_size, expected", [
+    ("cpu", 2, 100, 2), ("cpu", 1, 100, 1), ("cpu", 16, 100, 4), ("cpu", 2, 40, 1), ("cuda", 16, 100, 1)])
+def test_shard_count_is_one_per_thread_with_enough_drawings_each_and_one_on_a_gpu(
+        device, threads, batch_size, expected, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    assert shard_count(torch.device(device), batch_size) == expected
 
 
 def test_a_run_saved_in_one_shard_resumes_in_several(data, tmp_path):
