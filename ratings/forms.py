@@ -9,7 +9,8 @@ from .models import Rating
 MAX_RESPONSE_MS = 24 * 60 * 60 * 1000
 MAX_POSITION = 100_000
 
-external_id = RegexValidator(r"^[A-Za-z0-9_-]+$", "Only letters, digits, '-' and '_'.")
+# Not starting with '-': spreadsheets read such a cell of an exported CSV as a formula.
+external_id = RegexValidator(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$", "Only letters, digits, '-' and '_', not starting with '-'.")
 
 
 class RecruitmentForm(forms.Form):

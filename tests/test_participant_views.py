@@ -67,8 +67,18 @@ def test_recruitment_ids_are_stored(client, study):
         "5f3a9c", "s-1", "sess_9")
 
 
+def test_a_visit_without_the_ids_keeps_those_the_link_brought(client, study):
+    client.get(url("landing", study, PROLIFIC_PID="5f3a9c", STUDY_ID="s-1", SESSION_ID="sess_9"))
+    assert client.get(url("landing", study)).status_code == 200
+    participant = consent(client, study)
+    assert (participant.prolific_pid, participant.external_study_id, participant.external_session_id) == (
+        "5f3a9c", "s-1", "sess_9")
+
+
 @pytest.mark.parametrize("query", [
     {"PROLIFIC_PID": "<script>"}, {"STUDY_ID": "a%20b"}, {"SESSION_ID": "x" * 65}, {"PROLIFIC_PID": "a%00"},
+    # A spreadsheet would read these cells of the exported CSV as formulas.
+    {"PROLIFIC_PID": "-2-3"}, {"STUDY_ID": "-A1"},
 ])
 def test_unreadable_recruitment_ids_get_a_clear_400_page(client, study, query):
     response = client.get(url("landing", study, **query))
