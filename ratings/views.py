@@ -89,7 +89,9 @@ def landing(request, study, participant):
         return resume(study, participant)
     if not study.is_open:
         return closed(request, study)
-    request.session[recruitment_key(study.pk)] = ids
+    if any(ids.values()):
+        # A later visit without the ids (a bookmark, a redirect back here) keeps those stored.
+        request.session[recruitment_key(study.pk)] = ids
     return render(request, "ratings/landing.html", {"study": study})
 
 
