@@ -106,10 +106,13 @@ def test_unknown_study_is_not_found(staff_client, db):
     assert staff_client.get(url("results:ratings_csv", "nope")).status_code == 404
 
 
-def test_index_lists_studies(staff_client, rated_study):
+def test_index_lists_studies(staff_client, rated_study, make_study):
+    make_study(slug="empty")
     response = staff_client.get(url("results:index"))
     study = response.context["studies"].get(slug="rated")
     assert (study.stimulus_count, study.participant_count, study.rating_count) == (10, 6, 52)
+    empty = response.context["studies"].get(slug="empty")
+    assert (empty.participant_count, empty.rating_count) == (0, 0) and empty.stimulus_count > 0
     assert url("results:study") in response.content.decode()
 
 
