@@ -1,11 +1,11 @@
 """Error pages in the study's plain style, so a participant never meets a bare error: unknown
-addresses, missing or unassigned images, expired forms, refused hosts, server faults.
+addresses, missing or unassigned images, expired forms, refused hosts, refused methods, server faults.
 
 They say what to do next and nothing about the request (no path, no reason, no exception), so
 nothing about a stimulus: every missing image gets the very same page.
 """
 
-from django.http import HttpResponseServerError
+from django.http import HttpResponseNotAllowed, HttpResponseServerError
 from django.template.loader import render_to_string
 
 from .views import message
@@ -30,6 +30,23 @@ def csrf_failure(request, reason=""):
     return message(request, 403, "This page has expired",
                    "Nothing was recorded. Please reload the page and try again; if this happens again, "
                    "allow cookies for this site.")
+
+
+class MethodNotAllowedPage:
+    """Middleware: Django has no handler for 405, so a view's bare 'method not allowed' (a POST to
+    a page that only shows, a PUT anywhere) becomes the plain page, keeping its Allow header."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if isinstance(response, HttpResponseNotAllowed) and not response.content:
+            page = bad_request(request, None)
+            page.status_code = 405
+            page["Allow"] = response["Allow"]
+            return page
+        return response
 
 
 def server_error(request):

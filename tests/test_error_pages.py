@@ -34,6 +34,15 @@ def test_an_unknown_address(client):
     assert "/no/such/page/" not in page
 
 
+@pytest.mark.parametrize("method, name, allowed", [
+    ("post", "landing", "GET, HEAD"), ("post", "done", "GET, HEAD"), ("put", "trial", "GET, HEAD, POST")])
+def test_a_method_a_page_does_not_take_gets_the_plain_page(client, study, method, name, allowed):
+    response = getattr(client, method)(url(name, study))
+    page = study_page(response, 405, "Bad request")
+    assert "Please follow the link you were given again" in page
+    assert response["Allow"] == allowed
+
+
 def test_image_404s_are_one_page_that_says_nothing_about_the_sketch(client, study):
     participant = start(client, study)
     shown = participant.assignments.first().stimulus
