@@ -89,7 +89,10 @@ def evaluate(model, drawings, n_max, device, batch_size=100, seed=0):
 
 class Run:
     """One training run in a folder: create it fresh (from random weights, or from another run's
-    checkpoint with `init_from`) or resume it from last.pt."""
+    checkpoint with `init_from`) or resume it from last.pt.
+
+    `shards`: how many shards each batch is split into (default: shard_count). A resumed run that
+    stays on the CPU keeps the count it was saved with, so that it goes on exactly."""
 
     def __init__(self, config, data, out_dir, device, seed=0, resume=False, init_from=None, shards=None):
         self.config = config
@@ -118,16 +121,19 @@ class Run:
         self.batcher = BucketBatcher([len(d) for d in self.train_drawings], config.batch_size, seed)
         self.aug_rng = np.random.default_rng([seed, 1])
         self.seed = seed
-        self.shards = shards or shard_count(self.device, config.batch_size)
-        # Shard 0 draws from torch's global generator, so a run in one shard is what it always was.
-        self.shard_generators = [None] + [shard_generator(self.device, seed, k, 0) for k in range(1, self.shards)]
-        threads_each = max(1, torch.get_num_threads() // self.shards)
-        self.pool = (ThreadPoolExecutor(self.shards, initializer=torch.set_num_threads, initargs=(threads_each,))
-                     if self.shards > 1 else None)
+        self._use_shards(shards or shard_count(self.device, config.batch_size), step=0)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._restore(self.out_dir / "last.pt")
         self._metrics = self._read_metrics()
+
+    def _use_shards(self, n, step):
+        """Split every batch into n shards, their generators seeded for `step`."""
+        self.shards = n
+        # Shard 0 draws from torch's global generator, so a run in one shard is what it always was.
+        self.shard_generators = [None] + [shard_generator(self.device, self.seed, k, step) for k in range(1, n)]
+        threads_each = max(1, torch.get_num_threads() // n)
+        self.pool = ThreadPoolExecutor(n, initializer=torch.set_num_threads, initargs=(threads_each,)) if n > 1 else None
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -192,13 +198,17 @@ class Run:
             if rng["cuda"] and self.device.type == "cuda":  # a GPU run may go on on the CPU, and back
                 torch.cuda.set_rng_state(rng["cuda"][0].cpu(), self.device)
             self.aug_rng.bit_generator.state = rng["numpy_augment"]
-            saved_shards = rng.get("shards", [])  # absent from runs saved before batches were split
-            for k in range(1, self.shards):
-                # Resumed on more threads than it was saved with: the new shards start fresh streams.
-                if k <= len(saved_shards):
-                    self.shard_generators[k].set_state(saved_shards[k - 1])
-                else:
-                    self.shard_generators[k] = shard_generator(self.device, self.seed, k, self.step)
+            if self.device.type == "cpu" and not rng["cuda"]:
+                # Still on the CPU: the same shards as before, whatever the threads now, so the run
+                # goes on exactly. Runs saved before batches were split have no "shards": one.
+                saved_shards = rng.get("shards", [])
+                self._use_shards(len(saved_shards) + 1, self.step)
+                for generator, state in zip(self.shard_generators[1:], saved_shards):
+                    generator.set_state(state)
+            else:
+                # Moved between the CPU and a GPU (which change the numbers anyway): the new device's
+                # count, with streams seeded for this step.
+                self._use_shards(self.shards, self.step)
             self.batcher.restore(rng["batcher"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
             raise CheckpointError(f"{path}: lacks part of a training state or holds a damaged one ({e!r}); "

@@ -8,7 +8,7 @@ import pytest
 import torch
 from django.core.management import CommandError, call_command
 
-from generator.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from generator.checkpoint import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
 from generator.data import load_sketch_data
 from generator.model import Config
 from generator.train import Run, evaluate, shard_count
@@ -83,12 +83,29 @@ def test_shard_count_is_one_per_thread_with_enough_drawings_each_and_one_on_a_gp
     assert shard_count(torch.device(device), batch_size) == expected
 
 
-def test_a_run_saved_in_one_shard_resumes_in_several(data, tmp_path):
+def test_a_resumed_run_keeps_its_shards_whatever_the_threads(data, tmp_path, monkeypatch):
+    config = Config(categories=("circle", "square"), **TINY)
+    straight = Run(config, data, tmp_path / "straight", "cpu", shards=2)
+    straight.train(6)
+    Run(config, data, tmp_path / "halves", "cpu", shards=2).train(3)
+    # As if resumed with --threads 1, which would choose one shard for a new run.
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    resumed = Run(config, data, tmp_path / "halves", "cpu", resume=True)
+    assert resumed.shards == 2
+    resumed.train(6)
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+
+
+def test_a_run_saved_before_batches_were_split_resumes_in_one_shard(data, tmp_path):
     config = Config(categories=("circle", "square"), **TINY)
     Run(config, data, tmp_path, "cpu", shards=1).train(3)
+    payload = load_checkpoint(tmp_path / "last.pt")
+    del payload["rng"]["shards"]
+    save_checkpoint(payload, tmp_path / "last.pt")
     resumed = Run(config, data, tmp_path, "cpu", resume=True, shards=2)
+    assert resumed.shards == 1
     resumed.train(6)
-    assert resumed.step == 6
     assert [row["step"] for row in metrics(tmp_path)] == ["3", "6"]
 
 
