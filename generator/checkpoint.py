@@ -9,6 +9,7 @@ import hashlib
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -43,6 +44,16 @@ def load_checkpoint(path, map_location="cpu"):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    # torch.load does not check the archive's checksums: damaged bytes inside a tensor would load
+    # as wrong numbers (a resumed optimiser with values of 1e7, say) without a word.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError):
+        damaged = None  # not a zip archive at all: torch.load below says so
+    if damaged:
+        raise CheckpointError(f"{path}: damaged (its part {damaged} does not match its checksum); "
+                              "use another copy or an earlier checkpoint")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:

@@ -1,3 +1,6 @@
+import struct
+import zipfile
+
 import pytest
 import torch
 
@@ -23,6 +26,20 @@ def test_damaged_file(tmp_path):
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="cut.pt: not a readable checkpoint"):
         load_model(tmp_path / "cut.pt")
+
+
+def test_bytes_damaged_inside_a_tensor_are_found_not_loaded_as_numbers(tmp_path):
+    write_model(tmp_path / "m.pt")
+    with zipfile.ZipFile(tmp_path / "m.pt") as archive:
+        largest = max((info for info in archive.infolist() if "/data/" in info.filename), key=lambda i: i.file_size)
+    data = bytearray((tmp_path / "m.pt").read_bytes())
+    # A stored (uncompressed) tensor's bytes follow its 30-byte local header, name and extra field.
+    name_length, extra_length = struct.unpack("<HH", data[largest.header_offset + 26:largest.header_offset + 30])
+    start = largest.header_offset + 30 + name_length + extra_length
+    data[start + 4:start + 12] = bytes(b ^ 0xFF for b in data[start + 4:start + 12])
+    (tmp_path / "m.pt").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=f"m.pt: damaged \\(its part {largest.filename} does not match"):
+        load_model(tmp_path / "m.pt")
 
 
 def test_text_file(tmp_path):
