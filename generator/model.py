@@ -75,6 +75,9 @@ class Config:
             "grad_clip": (lambda v: v > 0, "above 0"),
             "min_lr": (lambda v: 0 <= v <= self.lr, "between 0 and lr"),
         }
+        # inf passes some rules above and would fail only steps later, as a "diverged" run.
+        rules.update({f.name: (math.isfinite, "a finite number") for f in fields(self)
+                      if f.type is float and not math.isfinite(getattr(self, f.name))})
         broken = [f"{name}={getattr(self, name)!r} (must be {requirement})"
                   for name, (ok, requirement) in rules.items() if not ok(getattr(self, name))]
         if broken:

@@ -272,6 +272,11 @@ def test_command_trains_on_fixture_and_lowers_the_loss(fixture_data_dir, tmp_pat
     (["--categories", "unicorn"], "no data for category 'unicorn'"),
     (["--categories", "circle", "--steps", "0"], "--steps must be at least 1"),
     (["--categories", " , "], "at least one category"),
+    (["--categories", "circle,circle"], "names circle more than once"),
+    (["--categories", "../circle"], r"\.\./circle is not a category name"),
+    (["--categories", "a/b"], "a/b is not a category name"),
+    (["--categories", "circle", "--threads", "0"], "--threads must be at least 1"),
+    (["--categories", "circle", "--seed", "-1"], "--seed must be between 0 and"),
     (["--categories", "circle", "--set", "dropout=0.2"], "cannot set 'dropout=0.2': use KEY=VALUE with KEY one of"),
     (["--categories", "circle", "--set", "recurrent_dropout"], "use KEY=VALUE"),
     (["--categories", "circle", "--set", "enc_size=big"], "enc_size takes an integer"),
@@ -279,12 +284,22 @@ def test_command_trains_on_fixture_and_lowers_the_loss(fixture_data_dir, tmp_pat
     (["--categories", "circle", "--set", "eval_every=0"], r"eval_every=0 \(must be at least 1\)"),
     (["--categories", "circle", "--set", "batch_size=0"], r"batch_size=0 \(must be at least 1\)"),
     (["--categories", "circle", "--set", "recurrent_dropout=1"], r"recurrent_dropout=1.0 \(must be at least 0 and below 1\)"),
+    (["--categories", "circle", "--set", "kl_tolerance=inf"], r"kl_tolerance=inf \(must be a finite number\)"),
+    (["--categories", "circle", "--set", "lr=nan"], r"lr=nan \(must be a finite number\)"),
     (["--categories", "circle", "--set", "cell=bogus"], r"cell='bogus' \(must be one of layer_norm, lstm\)"),
     (["--categories", "circle", "--set", "lr=0.001", "--set", "min_lr=0.01"], r"min_lr=0.01 \(must be between 0 and lr\)"),
 ])
 def test_bad_input_is_a_clear_error(args, message, fixture_data_dir, tmp_path):
     with pytest.raises(CommandError, match=message):
         call_command("train_sketch_rnn", *args, "--out", str(tmp_path / "r"), "--data-dir", str(fixture_data_dir))
+
+
+def test_an_out_that_names_a_file_is_a_clear_error(fixture_data_dir, tmp_path):
+    (tmp_path / "afile").write_text("keep me")
+    with pytest.raises(CommandError, match="cannot use .*afile as the run folder"):
+        call_command("train_sketch_rnn", "--categories", "circle", "--steps", "1", "--out", str(tmp_path / "afile"),
+                     "--data-dir", str(fixture_data_dir))
+    assert (tmp_path / "afile").read_text() == "keep me"
 
 
 def test_bad_flag_values_are_rejected_by_the_parser(tmp_path):

@@ -17,6 +17,13 @@ def parse_categories(value):
     categories = [c.strip() for c in value.split(",") if c.strip()]
     if not categories:
         raise CommandError("--categories needs at least one category, e.g. --categories pig,face")
+    # Each names a file <category>.npz in the data folder: never a path out of it.
+    odd = [c for c in categories if "/" in c or "\\" in c or c.startswith(".")]
+    if odd:
+        raise CommandError(f"--categories: {', '.join(odd)} is not a category name (no '/', '\\' or leading '.')")
+    repeated = sorted({c for c in categories if categories.count(c) > 1})
+    if repeated:
+        raise CommandError(f"--categories names {', '.join(repeated)} more than once")
     return categories
 
 
@@ -61,8 +68,12 @@ class Command(BaseCommand):
             raise CommandError("--steps must be at least 1")
         if opts["eval_every"] is not None and opts["eval_every"] < 1:
             raise CommandError("--eval-every must be at least 1")
-        if opts["threads"]:
+        if opts["threads"] is not None:
+            if opts["threads"] < 1:
+                raise CommandError("--threads must be at least 1")
             torch.set_num_threads(opts["threads"])
+        if not 0 <= opts["seed"] < 2**63:
+            raise CommandError(f"--seed must be between 0 and {2**63 - 1}")
         categories = parse_categories(opts["categories"])
         preset = opts["preset"] or "cpu"
         out = Path(opts["out"] or Path("runs") / f"{'-'.join(categories)}-{preset}")
@@ -116,6 +127,8 @@ class Command(BaseCommand):
             run = Run(config, data, out, device, seed=opts["seed"], resume=opts["resume"], init_from=opts["init_from"])
         except (SketchDataError, CheckpointError) as e:
             raise CommandError(str(e))
+        except OSError as e:  # --out names a file, or a folder that cannot be written
+            raise CommandError(f"cannot use {out} as the run folder: {e.strerror or e}")
 
         if run.step >= opts["steps"]:
             self.stdout.write(f"{out} is already at step {run.step} (asked for {opts['steps']}); nothing to do.")
