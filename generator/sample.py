@@ -36,7 +36,9 @@ def sample_next(params, temperature, generator=None):
     pen_logits = params["pen_logits"]
     b = log_pi.shape[0]
     rows = torch.arange(b, device=log_pi.device)
-    if temperature <= 0:
+    # A temperature below 1e-6 is greedy in effect; dividing by it could overflow to inf and make
+    # the softmax NaN.
+    if temperature < 1e-6:
         component = log_pi.argmax(dim=-1)
         pen = pen_logits.argmax(dim=-1)
         noise = torch.zeros(b, 2, device=log_pi.device)

@@ -164,6 +164,15 @@ def test_another_temperature_adds_a_condition_to_the_same_study(demo):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("temperature", ["1e-40", "5e-324"])
+def test_a_tiny_temperature_samples_greedily(demo, temperature):
+    generate("--study", "tiny", "--real", "0", "--generated", "2", "--temperature", temperature)
+    study = Study.objects.get(slug="tiny")
+    assert study.stimuli.filter(source="generated").count() == 2
+    assert [c.temperature for c in study.conditions.all()] == [float(temperature)] * 2
+
+
+@pytest.mark.django_db
 def test_each_condition_samples_from_latent_codes_of_its_own(demo, monkeypatch):
     """Sample i of two conditions must not start from one code: the two sketches would look alike."""
     from generator import stimuli
@@ -252,6 +261,10 @@ def test_reject_degenerate_counts_and_stores_rejections(demo):
     (["--real", "3"], "cannot be split equally over 2 categories"),
     (["--categories", "circle,unicorn"], "no checkpoint was trained on 'unicorn'"),
     (["--temperature", "-1"], "between 0"),
+    (["--temperature", "nan"], "between 0"),
+    (["--temperature", "inf"], "between 0"),
+    (["--seed", "-1"], "--seed must be between 0 and 9223372036854775807"),
+    (["--seed", "99999999999999999999999"], "--seed must be between 0 and 9223372036854775807"),
     (["--real", "-2"], "must be 0 or more"),
     (["--real", "400"], "its test split holds 12"),
     (["--checkpoint", "/nonexistent/model.pt"], "no such checkpoint"),

@@ -287,6 +287,17 @@ def test_temperature_zero_is_deterministic():
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.parametrize("temperature", [1e-40, 5e-324])
+def test_a_tiny_temperature_samples_greedily(temperature):
+    """Dividing by it would overflow and make the softmax NaN."""
+    model = tiny_model()
+    z = torch.randn(3, TINY["z_size"])
+    tiny = sample(model, z=z, temperature=temperature, max_len=25, generator=torch.Generator().manual_seed(1))
+    greedy = sample(model, z=z, temperature=0, max_len=25)
+    for x, y in zip(tiny.strokes, greedy.strokes):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_sampling_applies_the_scale_factor():
     model = tiny_model()
     z = torch.randn(2, TINY["z_size"])

@@ -57,7 +57,36 @@ def test_the_same_seed_draws_the_same_samples(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--temperature", "-0.1"], "--temperature must be 0 or more"),
     (["--count", "0"], "--count must be at least 1"),
+    (["--temperature", "nan"], "--temperature must be a finite number, not nan"),
+    (["--temperature", "inf"], "--temperature must be a finite number, not inf"),
 ])
 def test_bad_sampling_options(args, message, tmp_path):
     with pytest.raises(CommandError, match=message):
         call_command("preview_sketches", "--checkpoint", str(DEMO_PIG), "--out", str(tmp_path / "x.png"), *args)
+
+
+@pytest.mark.parametrize("source", [["--category", "circle"], ["--checkpoint", str(DEMO_PIG)]])
+@pytest.mark.parametrize("seed", ["-1", str(2**63)])
+def test_seed_out_of_range(source, seed, fixture_data_dir, tmp_path):
+    out = tmp_path / "x.png"
+    with pytest.raises(CommandError, match="--seed must be between 0 and 9223372036854775807"):
+        call_command("preview_sketches", *source, "--seed", seed, "--out", str(out), "--data-dir", str(fixture_data_dir))
+    assert not out.exists()
+
+
+def test_empty_category_is_a_clear_error(fixture_data_dir, tmp_path):
+    with pytest.raises(CommandError, match="--category needs a category name"):
+        call_command("preview_sketches", "--category", "", "--out", str(tmp_path / "x.png"),
+                     "--data-dir", str(fixture_data_dir))
+
+
+@pytest.mark.parametrize("out", ["folder", "afile/x.png", ""])
+def test_an_unwritable_out_is_a_clear_error_and_loses_nothing(out, fixture_data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # --out "" is the current folder
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "kept.png").write_bytes(b"kept")
+    (tmp_path / "afile").write_bytes(b"kept")
+    with pytest.raises(CommandError, match=rf"Could not write {re.escape(out or '.')}: "):
+        call_command("preview_sketches", "--category", "circle", "--count", "2", "--out", out,
+                     "--data-dir", str(fixture_data_dir))
+    assert (tmp_path / "folder" / "kept.png").read_bytes() == (tmp_path / "afile").read_bytes() == b"kept"

@@ -106,6 +106,8 @@ class Command(BaseCommand):
                 raise CommandError(f"--{name} must be 0 or more")
         if not 0 <= opts["temperature"] <= 2:
             raise CommandError("--temperature must be between 0 (greedy) and 2")
+        if not 0 <= opts["seed"] < 2**63:  # stored in a 64-bit signed column
+            raise CommandError(f"--seed must be between 0 and {2**63 - 1}")
         if not re.fullmatch(r"[-a-zA-Z0-9_]+", opts["study"]):
             raise CommandError(f"--study '{opts['study']}' is not a slug: use letters, digits, - and _")
 

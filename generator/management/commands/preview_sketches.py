@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +34,22 @@ class Command(BaseCommand):
             raise CommandError("--count must be at least 1")
         if opts["temperature"] < 0:
             raise CommandError("--temperature must be 0 or more")
-        if opts["category"]:
+        if not math.isfinite(opts["temperature"]):
+            raise CommandError(f"--temperature must be a finite number, not {opts['temperature']}")
+        if not 0 <= opts["seed"] < 2**63:
+            raise CommandError(f"--seed must be between 0 and {2**63 - 1}")
+        if opts["category"] == "":
+            raise CommandError("--category needs a category name, e.g. --category pig")
+        if opts["category"] is not None:
             drawings, captions = self.real_drawings(opts)
         else:
             drawings, captions = self.generated_drawings(opts)
         out = Path(opts["out"])
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(grid_png(drawings, columns=opts["columns"], captions=captions))
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(grid_png(drawings, columns=opts["columns"], captions=captions))
+        except OSError as error:
+            raise CommandError(f"Could not write {out}: {error}") from None
         self.stdout.write(f"wrote {len(drawings)} sketches to {out}")
 
     def real_drawings(self, opts):
