@@ -106,6 +106,7 @@ class Run:
         self.best_loss = math.inf
         self.saved_step = None  # the step last.pt holds, once this run has saved it
         self.stop_requested = False
+        self.window = []  # (L_R, L_KL) of the steps since the last metrics row, for its training averages
         torch.manual_seed(seed)
         self.model = SketchRNN(config)
         # Provenance of the starting weights, kept in every checkpoint of the run.
@@ -168,6 +169,7 @@ class Run:
             "rng": rng,
             "seconds": self.seconds,
             "best_loss": self.best_loss,
+            "window": self.window,
         }, self.out_dir / "last.pt")
         self.saved_step = self.step
 
@@ -193,6 +195,7 @@ class Run:
             self.init_from = payload.get("init_from")
             self.seconds = payload["seconds"]
             self.best_loss = payload["best_loss"]
+            self.window = [tuple(losses) for losses in payload.get("window", [])]  # absent from older runs
             rng = payload["rng"]
             torch.set_rng_state(rng["torch"].cpu())
             if rng["cuda"] and self.device.type == "cuda":  # a GPU run may go on on the CPU, and back
@@ -328,7 +331,7 @@ class Run:
         every step.
         """
         config = self.config
-        window = []
+        window = self.window
         started = time.perf_counter() - self.seconds
         mid_step = False
         try:
@@ -346,7 +349,7 @@ class Run:
                     if not math.isfinite(valid["loss"]):
                         raise FloatingPointError(f"validation loss became {valid['loss']} at step {self.step}")
                     train_l_r, train_l_kl = np.mean(window, axis=0)
-                    window = []
+                    window.clear()
                     self._write_metrics({
                         "step": self.step, "lr": f"{lr:.6g}", "w_kl": f"{w_kl:.6g}",
                         "train_l_r": f"{train_l_r:.5f}", "train_l_kl": f"{train_l_kl:.5f}",

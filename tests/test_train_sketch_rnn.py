@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from unittest.mock import ANY
 
 import pytest
 import torch
@@ -165,6 +166,8 @@ def test_a_stop_requested_mid_step_lets_the_step_finish_and_saves_it(data, tmp_p
     resumed.train(8)
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    # The row at step 6 averages the training losses of steps 4 to 6, across the stop.
+    assert metrics(tmp_path / "stopped") == [{**row, "seconds": ANY} for row in metrics(tmp_path / "straight")]
 
 
 def test_an_interrupt_in_the_middle_of_a_step_leaves_last_pt_as_it_was(data, tmp_path):
