@@ -416,4 +416,7 @@ class BucketBatcher:
         self.rng.bit_generator.state = state["epoch_state"]
         self.epoch_state = state["epoch_state"]
         self.batches = self._epoch_batches()
-        self.position = state["position"]
+        position = state["position"]
+        if not (isinstance(position, int) and 0 <= position <= len(self.batches)):
+            raise ValueError(f"batch position {position!r} is not one of this epoch's {len(self.batches)} batches")
+        self.position = position

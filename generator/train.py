@@ -195,6 +195,9 @@ class Run:
             self.init_from = payload.get("init_from")
             self.seconds = payload["seconds"]
             self.best_loss = payload["best_loss"]
+            if not (isinstance(self.step, int) and self.step >= 0 and isinstance(self.seconds, (int, float))
+                    and isinstance(self.best_loss, (int, float))):
+                raise ValueError("step, seconds or best_loss is not a number")
             self.window = [tuple(losses) for losses in payload.get("window", [])]  # absent from older runs
             rng = payload["rng"]
             torch.set_rng_state(rng["torch"].cpu())

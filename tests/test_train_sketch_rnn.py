@@ -200,11 +200,21 @@ def test_a_non_finite_validation_loss_stops_before_saving(data, tmp_path, monkey
         torch.testing.assert_close(load_checkpoint(tmp_path / "last.pt")["model"][name], value, msg=name)
 
 
-def test_resume_with_a_damaged_training_state_is_a_clear_error(data, tmp_path):
+def damage_rng(payload):
+    del payload["rng"]
+
+
+def damage_batcher(payload):
+    payload["rng"]["batcher"]["position"] = 99
+
+
+@pytest.mark.parametrize("damage", [damage_rng, damage_batcher, lambda p: p.update(seconds=None),
+                                    lambda p: p.update(best_loss=None), lambda p: p.update(step="3")])
+def test_resume_with_a_damaged_training_state_is_a_clear_error(damage, data, tmp_path):
     config = Config(categories=("circle", "square"), cell="lstm", **TINY)
     Run(config, data, tmp_path, "cpu").train(3)
     payload = load_checkpoint(tmp_path / "last.pt")
-    del payload["rng"]
+    damage(payload)
     torch.save(payload, tmp_path / "last.pt")
     with pytest.raises(CheckpointError, match="lacks part of a training state"):
         Run(config, data, tmp_path, "cpu", resume=True)
