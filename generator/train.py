@@ -170,6 +170,7 @@ class Run:
             "seconds": self.seconds,
             "best_loss": self.best_loss,
             "window": self.window,
+            "seed": self.seed,
         }, self.out_dir / "last.pt")
         self.saved_step = self.step
 
@@ -199,6 +200,7 @@ class Run:
                     and isinstance(self.best_loss, (int, float))):
                 raise ValueError("step, seconds or best_loss is not a number")
             self.window = [tuple(losses) for losses in payload.get("window", [])]  # absent from older runs
+            self.seed = payload.get("seed", self.seed)
             rng = payload["rng"]
             torch.set_rng_state(rng["torch"].cpu())
             if rng["cuda"] and self.device.type == "cuda":  # a GPU run may go on on the CPU, and back

@@ -336,7 +336,8 @@ def test_existing_run_needs_resume_and_resume_needs_same_categories(fixture_data
     for flags, message in ((["--cell", "layer_norm"], "cell=layer_norm \\(saved: lstm\\)"),
                            (["--preset", "paper"], "enc_size=256 \\(saved: 128\\)"),
                            (["--unconditional"], "conditional=False \\(saved: True\\)"),
-                           (["--eval-every", "3"], "eval_every=3 \\(saved: 2\\)")):
+                           (["--eval-every", "3"], "eval_every=3 \\(saved: 2\\)"),
+                           (["--seed", "7"], "--seed 7 \\(saved: 0\\)")):
         with pytest.raises(CommandError, match=message):
             call_command("train_sketch_rnn", *where, *flags)
     call_command("train_sketch_rnn", *where, "--preset", "cpu")

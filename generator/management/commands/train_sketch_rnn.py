@@ -46,8 +46,9 @@ class Command(BaseCommand):
         parser.add_argument("--eval-every", type=int, default=None, help="validate and save every N steps (default 500)")
         parser.add_argument("--out", default=None, help="run folder (default runs/<categories>-<preset>)")
         parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda when present")
-        parser.add_argument("--seed", type=int, default=0,
-                            help="seed of the weights, batches, augmentation and dropout (default 0)")
+        parser.add_argument("--seed", type=int, default=None,
+                            help="seed of the weights, batches, augmentation and dropout (default 0; a resumed run "
+                                 "keeps the one it was started with)")
         parser.add_argument("--resume", action="store_true",
                             help="continue from <out>/last.pt with the settings it was started with (a flag or "
                                  "--set that disagrees with them is refused)")
@@ -72,7 +73,7 @@ class Command(BaseCommand):
             if opts["threads"] < 1:
                 raise CommandError("--threads must be at least 1")
             torch.set_num_threads(opts["threads"])
-        if not 0 <= opts["seed"] < 2**63:
+        if opts["seed"] is not None and not 0 <= opts["seed"] < 2**63:
             raise CommandError(f"--seed must be between 0 and {2**63 - 1}")
         categories = parse_categories(opts["categories"])
         preset = opts["preset"] or "cpu"
@@ -115,6 +116,8 @@ class Command(BaseCommand):
             # A resumed run keeps its saved settings; a flag that disagrees would otherwise be ignored.
             changed = [f"{key}={value} (saved: {getattr(saved_config, key)})"
                        for key, value in given.items() if getattr(saved_config, key) != value]
+            if opts["seed"] is not None and opts["seed"] != saved.get("seed", opts["seed"]):  # older runs did not save it
+                changed.append(f"--seed {opts['seed']} (saved: {saved['seed']})")
             if changed:
                 raise CommandError(f"cannot resume with other settings: {', '.join(changed)}; "
                                    "a resumed run keeps those it was started with")
@@ -124,7 +127,7 @@ class Command(BaseCommand):
         try:
             data = load_sketch_data(categories, opts["data_dir"] or settings.QUICKDRAW_DATA_DIR,
                                     config.max_seq_len, factor=scale, simplify_epsilon=config.simplify_epsilon)
-            run = Run(config, data, out, device, seed=opts["seed"], resume=opts["resume"], init_from=opts["init_from"])
+            run = Run(config, data, out, device, seed=opts["seed"] or 0, resume=opts["resume"], init_from=opts["init_from"])
         except (SketchDataError, CheckpointError) as e:
             raise CommandError(str(e))
         except OSError as e:  # --out names a file, or a folder that cannot be written
