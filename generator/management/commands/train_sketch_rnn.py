@@ -116,7 +116,8 @@ class Command(BaseCommand):
             # A resumed run keeps its saved settings; a flag that disagrees would otherwise be ignored.
             changed = [f"{key}={value} (saved: {getattr(saved_config, key)})"
                        for key, value in given.items() if getattr(saved_config, key) != value]
-            if opts["seed"] is not None and opts["seed"] != saved.get("seed", opts["seed"]):  # older runs did not save it
+            # Runs saved before seeds were kept have none to compare with.
+            if opts["seed"] is not None and opts["seed"] != saved.get("seed", opts["seed"]):
                 changed.append(f"--seed {opts['seed']} (saved: {saved['seed']})")
             if changed:
                 raise CommandError(f"cannot resume with other settings: {', '.join(changed)}; "
