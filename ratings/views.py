@@ -25,7 +25,13 @@ def recruitment_key(study_id):
     return f"ratings.recruitment.{study_id}"
 
 
+def consent_key(study_id):
+    return f"ratings.consent.{study_id}"
+
+
 def remember(request, study, participant):
+    # Whoever this browser follows from now on, a consent form it is shown later is someone new's.
+    request.session.pop(consent_key(study.pk), None)
     if participant is None:
         request.session.pop(participant_key(study.pk), None)
     else:
@@ -103,7 +109,9 @@ def consent(request, study, participant):
     if not study.is_open:
         return closed(request, study)
     if request.method != "POST":
-        return render(request, "ratings/consent.html", {"study": study, "consent_token": new_consent_token()})
+        # One token per browser until it enrolls, so that forms from two tabs posted at once make one participant.
+        token = request.session.setdefault(consent_key(study.pk), new_consent_token())
+        return render(request, "ratings/consent.html", {"study": study, "consent_token": token})
     form = ConsentForm(request.POST)
     if not form.is_valid():
         return message(request, 400, "Please choose an answer", "Go back and choose whether you agree to take part.",

@@ -129,8 +129,16 @@ def test_a_consent_form_sent_twice_at_once_makes_one_participant(study):
     assert second_post.session[f"ratings.participant.{study.pk}"] == participant.token
 
 
-def test_every_consent_form_is_a_new_one(client, study):
-    assert consent_token(client.get(url("consent", study))) != consent_token(client.get(url("consent", study)))
+def test_consent_forms_share_a_token_per_browser_until_it_enrolls(client, study):
+    # Two tabs' forms carry one token, so posted at the same moment they make one participant (above).
+    token = consent_token(client.get(url("consent", study)))
+    assert consent_token(client.get(url("consent", study))) == token
+    assert consent_token(Client().get(url("consent", study))) != token
+    client.post(url("consent", study), {"consent_token": token, "decision": "agree"})
+    assert Participant.objects.get().consent_token == token
+    # Someone new on this browser gets a form of their own.
+    client.get(url("landing", study, PROLIFIC_PID="second"))
+    assert consent_token(client.get(url("consent", study))) != token
 
 
 def consent_token(consent_page):
