@@ -4,6 +4,7 @@ pages for closed and unknown studies, recruitment ids and coming back."""
 import re
 
 import pytest
+from django.db import close_old_connections, connection
 from django.test import Client
 
 from ratings.models import Participant, Rating
@@ -143,6 +144,19 @@ def test_consent_forms_share_a_token_per_browser_until_it_enrolls(client, study)
 
 def consent_token(consent_page):
     return re.search(r'name="consent_token" value="([\w-]+)"', consent_page.content.decode()).group(1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_restart_between_two_requests_fails_neither(client, make_study):
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has no server to restart (CI runs this on PostgreSQL)")
+    study = make_study(slug="pilot", items_per_participant=4, attention=1)
+    participant = start(client, study)
+    # What a restarted server leaves behind: the connection Django keeps between requests is cut.
+    connection.connection.close()
+    close_old_connections()  # as a server does at the start of each request (the test client does not)
+    answer(client, study, "real")
+    assert participant.ratings.count() == 1
 
 
 def test_a_server_restart_loses_nothing(client, study, settings):
