@@ -30,15 +30,19 @@ def is_degenerate(strokes, ended):
     return len(strokes) == 0 or not ended
 
 
+def is_greedy(temperature):
+    """Whether sampling at this temperature takes the most likely choice at every step. Below 1e-6
+    it is greedy in effect, and dividing by it could overflow to inf and make the softmax NaN."""
+    return temperature < 1e-6
+
+
 def sample_next(params, temperature, generator=None):
     """One row of stroke-5 per batch element from the mixture parameters of one step."""
     log_pi = params["log_pi"]
     pen_logits = params["pen_logits"]
     b = log_pi.shape[0]
     rows = torch.arange(b, device=log_pi.device)
-    # A temperature below 1e-6 is greedy in effect; dividing by it could overflow to inf and make
-    # the softmax NaN.
-    if temperature < 1e-6:
+    if is_greedy(temperature):
         component = log_pi.argmax(dim=-1)
         pen = pen_logits.argmax(dim=-1)
         noise = torch.zeros(b, 2, device=log_pi.device)

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from generator.checkpoint import CheckpointError, file_sha256, load_model, resolve_device
 from generator.data import SketchDataError, load_category
+from generator.sample import is_greedy
 from generator.stimuli import (
     Checkpoint,
     StimulusError,
@@ -33,7 +34,8 @@ class Command(BaseCommand):
         "trained checkpoints, all rendered by the same renderer and stored with opaque names. Creates the "
         "study if the slug is new (edit its title, instructions and items per participant in the admin). "
         "Running the same command again adds nothing; a run cut short is completed by running it again; "
-        "running it with another --temperature or --mode adds a generation condition to the same study. "
+        "running it with another --temperature, --mode or --reject-degenerate adds a generation condition to the "
+        "same study. "
         "--generated and --real are totals, split equally over the categories."
     )
 
@@ -156,10 +158,10 @@ class Command(BaseCommand):
             if mode == Condition.Mode.CONDITIONAL and not checkpoint.model.config.conditional:
                 raise CommandError(f"{checkpoint.path} is a decoder-only model and cannot encode drawings; "
                                    f"use --mode unconditional")
-            if temperature == 0 and not checkpoint.model.config.conditional:
+            if is_greedy(temperature) and not checkpoint.model.config.conditional:
                 # Nothing random is left: no latent code, no sampling. Participants would see one sketch many times.
-                raise CommandError(f"{checkpoint.path} is a decoder-only model: at --temperature 0 (greedy) every "
-                                   f"sample is the same sketch; use a temperature above 0")
+                raise CommandError(f"{checkpoint.path} is a decoder-only model: at --temperature {temperature} (greedy) "
+                                   f"every sample is the same sketch; use a temperature of 1e-6 or more")
             by_category[category] = checkpoint
         return by_category
 
