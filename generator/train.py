@@ -129,12 +129,15 @@ class Run:
         self._metrics = self._read_metrics()
 
     def _use_shards(self, n, step):
-        """Split every batch into n shards, their generators seeded for `step`."""
+        """Split every batch into n shards, their generators seeded for `step`. With fewer threads
+        than shards (a run resumed with a lower --threads) the shards take turns: same results."""
         self.shards = n
         # Shard 0 draws from torch's global generator, so a run in one shard is what it always was.
         self.shard_generators = [None] + [shard_generator(self.device, self.seed, k, step) for k in range(1, n)]
-        threads_each = max(1, torch.get_num_threads() // n)
-        self.pool = ThreadPoolExecutor(n, initializer=torch.set_num_threads, initargs=(threads_each,)) if n > 1 else None
+        threads = torch.get_num_threads()
+        workers = min(n, threads)
+        self.pool = (ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(max(1, threads // n),))
+                     if workers > 1 else None)
 
     # -- checkpoints --------------------------------------------------------------------------
 

@@ -84,16 +84,21 @@ def test_shard_count_is_one_per_thread_with_enough_drawings_each_and_one_on_a_gp
     assert shard_count(torch.device(device), batch_size) == expected
 
 
-def test_a_resumed_run_keeps_its_shards_whatever_the_threads(data, tmp_path, monkeypatch):
+def test_a_resumed_run_keeps_its_shards_whatever_the_threads(data, tmp_path):
     config = Config(categories=("circle", "square"), **TINY)
-    straight = Run(config, data, tmp_path / "straight", "cpu", shards=2)
-    straight.train(6)
-    Run(config, data, tmp_path / "halves", "cpu", shards=2).train(3)
-    # As if resumed with --threads 1, which would choose one shard for a new run.
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    resumed = Run(config, data, tmp_path / "halves", "cpu", resume=True)
-    assert resumed.shards == 2
-    resumed.train(6)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # two shards side by side, one thread each
+        straight = Run(config, data, tmp_path / "straight", "cpu", shards=2)
+        straight.train(6)
+        Run(config, data, tmp_path / "halves", "cpu", shards=2).train(3)
+        # Resumed with --threads 1, which would choose one shard for a new run: the two take turns.
+        torch.set_num_threads(1)
+        resumed = Run(config, data, tmp_path / "halves", "cpu", resume=True)
+        assert resumed.shards == 2 and resumed.pool is None
+        resumed.train(6)
+    finally:
+        torch.set_num_threads(threads)
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
 
