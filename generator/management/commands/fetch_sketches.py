@@ -5,8 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from generator.data import SketchDataError, fetch_category
-
-from .train_sketch_rnn import parse_categories
+from generator.management.options import parse_categories
 
 
 class Command(BaseCommand):

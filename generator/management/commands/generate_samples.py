@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from generator.checkpoint import CheckpointError, file_sha256, load_model, resolve_device
 from generator.data import SketchDataError, load_category
+from generator.management.options import check_seed, parse_categories
 from generator.sample import is_greedy
 from generator.stimuli import (
     Checkpoint,
@@ -24,8 +25,6 @@ from generator.stimuli import (
 from ratings.attention import ensure_attention_stimuli
 from ratings.database import require_migrated_database
 from ratings.models import Condition, Study
-
-from .train_sketch_rnn import parse_categories
 
 
 class Command(BaseCommand):
@@ -108,8 +107,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--{name} must be 0 or more")
         if not 0 <= opts["temperature"] <= 2:
             raise CommandError("--temperature must be between 0 (greedy) and 2")
-        if not 0 <= opts["seed"] < 2**63:  # stored in a 64-bit signed column
-            raise CommandError(f"--seed must be between 0 and {2**63 - 1}")
+        check_seed(opts["seed"])
         if not re.fullmatch(r"[-a-zA-Z0-9_]+", opts["study"]):
             raise CommandError(f"--study '{opts['study']}' is not a slug: use letters, digits, - and _")
 

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from generator.data import SketchDataError, load_category
+from generator.management.options import check_seed
 from generator.render import grid_png
 
 
@@ -36,8 +37,7 @@ class Command(BaseCommand):
             raise CommandError("--temperature must be 0 or more")
         if not math.isfinite(opts["temperature"]):
             raise CommandError(f"--temperature must be a finite number, not {opts['temperature']}")
-        if not 0 <= opts["seed"] < 2**63:
-            raise CommandError(f"--seed must be between 0 and {2**63 - 1}")
+        check_seed(opts["seed"])
         if opts["category"] == "":
             raise CommandError("--category needs a category name, e.g. --category pig")
         if opts["category"] is not None:

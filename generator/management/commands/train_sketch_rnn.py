@@ -9,22 +9,9 @@ from tqdm import tqdm
 
 from generator.checkpoint import CheckpointError, load_checkpoint, resolve_device
 from generator.data import SketchDataError, load_sketch_data
+from generator.management.options import check_seed, parse_categories
 from generator.model import CELLS, PRESETS, Config, make_config, parse_overrides
 from generator.train import Run
-
-
-def parse_categories(value):
-    categories = [c.strip() for c in value.split(",") if c.strip()]
-    if not categories:
-        raise CommandError("--categories needs at least one category, e.g. --categories pig,face")
-    # Each names a file <category>.npz in the data folder: never a path out of it.
-    odd = [c for c in categories if "/" in c or "\\" in c or c.startswith(".")]
-    if odd:
-        raise CommandError(f"--categories: {', '.join(odd)} is not a category name (no '/', '\\' or leading '.')")
-    repeated = sorted({c for c in categories if categories.count(c) > 1})
-    if repeated:
-        raise CommandError(f"--categories names {', '.join(repeated)} more than once")
-    return categories
 
 
 class Command(BaseCommand):
@@ -57,7 +44,8 @@ class Command(BaseCommand):
                                  "on more categories, to fine-tune it on --categories; the model's sizes and cell must "
                                  "match, while steps, schedules and optimiser start afresh")
         parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
-        parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice, one per core); on the CPU each "
+        parser.add_argument("--threads", type=int, default=None,
+                            help="CPU threads for torch (default: torch's choice, one per core); on the CPU each "
                                  "batch is split into one shard per thread (at least 25 drawings each), worked on side "
                                  "by side, which trains faster than all threads on the whole batch")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -73,8 +61,8 @@ class Command(BaseCommand):
             if opts["threads"] < 1:
                 raise CommandError("--threads must be at least 1")
             torch.set_num_threads(opts["threads"])
-        if opts["seed"] is not None and not 0 <= opts["seed"] < 2**63:
-            raise CommandError(f"--seed must be between 0 and {2**63 - 1}")
+        if opts["seed"] is not None:
+            check_seed(opts["seed"])
         categories = parse_categories(opts["categories"])
         preset = opts["preset"] or "cpu"
         out = Path(opts["out"] or Path("runs") / f"{'-'.join(categories)}-{preset}")
