@@ -266,6 +266,9 @@ class Stimulus(models.Model):
 
 
 class Participant(models.Model):
+    # A dry run's participants (simulate_participants) have recruitment ids that start with this.
+    SIMULATED_PID_PREFIX = "SIMULATED-"
+
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
     token = models.CharField(max_length=40, unique=True, default=new_participant_token, editable=False)
     prolific_pid = models.CharField(max_length=64, blank=True)

@@ -22,7 +22,7 @@ from django.urls import reverse
 from .attention import EXPECTED_GRADE
 from .models import Participant, Rating, Stimulus
 
-PID_PREFIX = "SIMULATED-"
+PID_PREFIX = Participant.SIMULATED_PID_PREFIX
 RESPONSE_MS = (500, 5000)  # simulated answers take half a second to five seconds
 TIMEOUT_S = 30
 

@@ -26,6 +26,11 @@ THRESHOLD = 0.5
 DEFAULT_BOOTSTRAP = 2000
 DEFAULT_SEED = 20240531
 CONFIDENCE = 0.95
+Z = 1.959963984540054  # the standard normal's 97.5% quantile, for CONFIDENCE
+# A claim's verdict needs this many raters and sketches behind its share: with fewer, resampling
+# them cannot show how much people and sketches differ (one rater gives a zero-width interval).
+MIN_RATERS = 10
+MIN_SKETCHES = 10
 
 ATTENTION_EXPECTED_GRADE = "fake"  # the instructions tell participants to grade catch trials Fake
 UNFINISHED = "unfinished"
@@ -39,7 +44,10 @@ BOOTSTRAP_METHOD = (
     "source x category x condition cell (the design fixes how many of each were shown); a rating "
     "counts as many times as its participant and its item were both drawn, and the share is "
     "recomputed over all those ratings. Resamples in which a row has no ratings are left out "
-    "for that row."
+    "for that row. An interval is never narrower than the Wilson score interval of its ratings "
+    "taken as independent (which keeps it from collapsing to one point when every rating is the "
+    "same). Drawing participants and items independently counts the rating-level noise twice, so "
+    "the intervals are somewhat conservative (wider than needed)."
 )
 ERROR_RATE_METHOD = (
     "Discrimination error rate (HYPE-style): a rater is taken to say 'real' when they grade a "
@@ -85,16 +93,22 @@ RATING_FIELDS = {
 
 
 def participants_frame(study):
-    rows = Participant.objects.filter(study=study).values_list("token", "finished")
-    frame = pd.DataFrame(list(rows), columns=["participant", "finished"])
+    rows = Participant.objects.filter(study=study).values_list("token", "finished", "prolific_pid")
+    frame = pd.DataFrame(list(rows), columns=["participant", "finished", "prolific_pid"])
     frame["finished"] = frame["finished"].notna()
+    frame["simulated"] = is_simulated(frame["prolific_pid"])
     return frame
+
+
+def is_simulated(prolific_pids):
+    return prolific_pids.str.startswith(Participant.SIMULATED_PID_PREFIX).astype(bool)
 
 
 def ratings_frame(study, participants=None):
     """Every rating of the study, one row each, with its participant's exclusion ("" if none).
 
-    Columns: those of RATING_FIELDS (with `finished` a boolean), plus `condition` (a label,
+    Columns: those of RATING_FIELDS (with `finished` a boolean), plus `simulated` (a dry run's
+    participant, see simulate_participants), `condition` (a label,
     "" for real sketches and attention checks), `score` (SCORE_MAPPING), `attention_check` and
     `exclusion` (the reasons, joined by "; ").
     """
@@ -103,6 +117,7 @@ def ratings_frame(study, participants=None):
             .values_list(*RATING_FIELDS.values()))
     frame = pd.DataFrame(list(rows), columns=list(RATING_FIELDS))
     frame["finished"] = frame["finished"].notna()
+    frame["simulated"] = is_simulated(frame["prolific_pid"])
     frame["temperature"] = frame["temperature"].astype(float)
     frame["response_ms"] = frame["response_ms"].astype("Int64")  # may be missing (no JavaScript)
     frame["condition_id"] = frame["condition_id"].astype("Int64")
@@ -205,6 +220,15 @@ def bootstrap_shares(frame, groups, indicators, n_resamples=DEFAULT_BOOTSTRAP, s
     return np.concatenate(shares)
 
 
+def wilson_interval(share, n):
+    """The Wilson score interval (CONFIDENCE) of a share of n independent trials."""
+    share, n = np.asarray(share, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = (share + Z * Z / (2 * n)) / (1 + Z * Z / n)
+        half = Z / (1 + Z * Z / n) * np.sqrt(share * (1 - share) / n + Z * Z / (4 * n * n))
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
 def percentile_interval(resampled):
     """The central CONFIDENCE interval along the first axis, ignoring NaN (NaN if all are)."""
     tail = (1 - CONFIDENCE) / 2 * 100
@@ -237,8 +261,16 @@ def summary_rows(ratings):
         rows.append((description, np.asarray(mask, dtype=bool)))
 
     sources = [s for s in (Stimulus.Source.REAL, Stimulus.Source.GENERATED) if (ratings["source"] == s).any()]
+    # The claims compare real and generated sketches of the same categories: with both sources
+    # rated, a category that only one of them has stays out of the source rows.
+    left_out = []
+    if len(sources) == 2:
+        shared = set.intersection(*(set(ratings.loc[ratings["source"] == s, "category"]) for s in sources))
+        left_out = sorted(set(ratings["category"]) - shared) if shared else []
+    in_source_rows = ~ratings["category"].isin(left_out)
     for source in sources:
-        add("source", ratings["source"] == source, source)
+        add("source", (ratings["source"] == source) & in_source_rows, source,
+            "all" if not left_out else f"all but {', '.join(left_out)}")
     for source in sources:
         of_source = ratings["source"] == source
         for category in sorted(ratings.loc[of_source, "category"].unique()):
@@ -280,8 +312,10 @@ def summary_table(ratings, n_resamples=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED):
     resampled = bootstrap_shares(ratings, np.column_stack(masks), np.column_stack([real_or_possibly, real]),
                                  n_resamples, seed)
     low, high = percentile_interval(resampled)
-    table["real_or_possibly_ci_low"], table["real_or_possibly_ci_high"] = low[:, 0], high[:, 0]
-    table["real_ci_low"], table["real_ci_high"] = low[:, 1], high[:, 1]
+    for k, share in enumerate(["real_or_possibly", "real"]):
+        floor_low, floor_high = wilson_interval(table[f"share_{share}"], table["ratings"])
+        table[f"{share}_ci_low"] = np.fmin(low[:, k], floor_low)
+        table[f"{share}_ci_high"] = np.fmax(high[:, k], floor_high)
     return table, resampled
 
 
@@ -325,7 +359,11 @@ VERDICT_REASONS = {
     "not supported": "the whole interval is at or below 50%",
     "inconclusive": "the interval includes 50%",
     "no data": "there are no ratings",
+    "too little data": f"a verdict needs at least {MIN_RATERS} raters and {MIN_SKETCHES} sketches",
 }
+VERDICT_RULE = (f"supported if the 95% CI's lower bound is above 50%, not supported if its upper bound is at or "
+                f"below 50%, inconclusive otherwise; too little data (no verdict) when fewer than {MIN_RATERS} "
+                f"raters or {MIN_SKETCHES} sketches are behind the share")
 
 
 def pct(share, digits=1):
@@ -337,13 +375,18 @@ def describe(estimate_):
             f"of {estimate_['ratings']} ratings")
 
 
-def estimate(share, low, high, ratings):
-    return {"share": share, "ci_low": low, "ci_high": high, "ratings": ratings}
+def estimate(share, low, high, ratings, raters=0, sketches=0):
+    return {"share": share, "ci_low": low, "ci_high": high, "ratings": ratings, "raters": raters,
+            "sketches": sketches}
 
 
 def claim(source, estimate_, grades_text, claim_text):
     result = verdict(estimate_["ci_low"], estimate_["ci_high"])
-    sentence = f"{source}: {describe(estimate_)} graded {grades_text}. {claim_text}: {result} ({VERDICT_REASONS[result]})."
+    reason = VERDICT_REASONS[result]
+    if result != "no data" and (estimate_["raters"] < MIN_RATERS or estimate_["sketches"] < MIN_SKETCHES):
+        result = "too little data"
+        reason = f"{VERDICT_REASONS[result]}; here {estimate_['raters']} raters, {estimate_['sketches']} sketches"
+    sentence = f"{source}: {describe(estimate_)} graded {grades_text}. {claim_text}: {result} ({reason})."
     return {"claim": claim_text, "verdict": result, "sentence": sentence, **estimate_}
 
 
@@ -359,7 +402,7 @@ def headline(summary, resampled):
             return estimate(math.nan, math.nan, math.nan, 0)
         values = summary.iloc[row]
         return estimate(values[f"share_{share}"], values[f"{share}_ci_low"], values[f"{share}_ci_high"],
-                        int(values["ratings"]))
+                        int(values["ratings"]), int(values["raters"]), int(values["items"]))
 
     real, generated = source_row(Stimulus.Source.REAL), source_row(Stimulus.Source.GENERATED)
     generated_real, real_passed = figure(generated, "real"), figure(real, "real_or_possibly")
@@ -373,6 +416,20 @@ def headline(summary, resampled):
                     f"real sketches graded real or possibly real: {describe(real_passed)}."),
         "discrimination_error": discrimination_error(summary, resampled, real, generated),
     }
+
+
+def by_sketch(items):
+    """The claims counted by sketch instead of by rating: how many sketches most of their raters
+    graded real or possibly real (generated) or real (real)."""
+    parts = []
+    for source, share, grades_text in ((Stimulus.Source.GENERATED, "share_real_or_possibly", "real or possibly real"),
+                                       (Stimulus.Source.REAL, "share_real", "real")):
+        of_source = items[items["source"] == source]
+        if len(of_source):
+            passed = int((of_source[share] > THRESHOLD).sum())
+            parts.append(f"{passed} of {len(of_source)} {source} sketches ({pct(passed / len(of_source))}) were "
+                         f"graded {grades_text} by more than half of their raters")
+    return "By sketch: " + "; ".join(parts) + "." if parts else ""
 
 
 def discrimination_error(summary, resampled, real, generated):
@@ -493,14 +550,23 @@ class StudyResults:
                 f"(see the exclusions); counting excluded participants too shows them.")
 
     @property
+    def simulated_warning(self):
+        """A warning when simulated participants (a dry run) are counted, else ""."""
+        n = self.participants["simulated"]
+        if not n:
+            return ""
+        return (f"{n} of the {self.participants['counted']} counted participants are simulated (a dry run; their "
+                f"PROLIFIC_PID starts with {Participant.SIMULATED_PID_PREFIX}): these results are not a study's. "
+                f"Remove them with `simulate_participants --study {self.study.slug} --delete` before recruiting.")
+
+    @property
     def method(self):
         return {
             "bootstrap": BOOTSTRAP_METHOD,
             "resamples": self.bootstrap,
             "seed": self.seed,
             "threshold": THRESHOLD,
-            "verdict": "supported if the 95% CI's lower bound is above 50%, not supported if its upper "
-                       "bound is at or below 50%, inconclusive otherwise",
+            "verdict": VERDICT_RULE,
             "shares": "shares of ratings (each rating counts once), not of sketches",
             "discrimination_error": ERROR_RATE_METHOD,
             "item_score": f"mean grade with {SCORE_MAPPING}",
@@ -517,6 +583,7 @@ class StudyResults:
             "study": self.study.slug,
             "title": self.study.title,
             "include_excluded": self.include_excluded,
+            "simulated_warning": self.simulated_warning,
             "method": self.method,
             "stimuli": records(self.stimuli),
             "participants": self.participants,
@@ -535,8 +602,9 @@ def study_results(study, include_excluded=False, bootstrap=DEFAULT_BOOTSTRAP, se
     reasons = exclusion_reasons(participants, frame)
     summary, resampled = summary_table(counted, bootstrap, seed)
     headline_ = agreement = None
+    items = item_scores(counted)
     if not counted.empty:
-        headline_ = headline(summary, resampled)
+        headline_ = {**headline(summary, resampled), "by_sketch": by_sketch(items)}
         alpha, kappa = krippendorff_alpha(counted), fleiss_kappa(counted)
         agreement = {"krippendorff": {**alpha, "sentence": describe_alpha(alpha)},
                      "fleiss": {**kappa, "sentence": describe_kappa(kappa)}}
@@ -548,20 +616,22 @@ def study_results(study, include_excluded=False, bootstrap=DEFAULT_BOOTSTRAP, se
             "finished": int(participants["finished"].sum()),
             "excluded": len(reasons),
             "counted": int(counted["participant"].nunique()),
+            "simulated": int(counted.loc[counted["simulated"], "participant"].nunique()),
             "counted_ratings": len(counted),
             "attention_check_ratings": int(frame["attention_check"].sum()),
         },
         exclusions=exclusion_table(participants, frame),
-        ratings=frame, counted=counted, summary=summary, headline=headline_, items=item_scores(counted),
+        ratings=frame, counted=counted, summary=summary, headline=headline_, items=items,
         agreement=agreement,
     )
 
 
 # --- Exports --------------------------------------------------------------------------------
 
-TIDY_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_session_id", "stimulus", "category",
-                "source", "condition", "checkpoint", "temperature", "mode", "grade", "score", "response_ms",
-                "position", "created", "attention_check", "exclusion"]
+TIDY_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_session_id", "simulated", "stimulus",
+                "category", "source", "condition", "checkpoint", "checkpoint_sha256", "temperature", "mode",
+                "reject_degenerate", "grade", "score", "response_ms", "position", "created", "attention_check",
+                "exclusion"]
 
 
 def tidy_ratings(frame):

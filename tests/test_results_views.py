@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils.html import escape
 
 from ratings import stats
 from ratings.models import Participant
@@ -61,7 +62,7 @@ def test_results_page_shows_headline_tables_charts_and_sketches(staff_client, ra
     page = response.content.decode()
     assert results.headline["generated"]["share"] == pytest.approx(9 / 16)
     for sentence in (results.headline["generated"]["sentence"], results.headline["real"]["sentence"],
-                     results.headline["discrimination_error"]["sentence"],
+                     results.headline["discrimination_error"]["sentence"], results.headline["by_sketch"],
                      results.agreement["krippendorff"]["sentence"], results.agreement["fleiss"]["sentence"]):
         assert sentence.replace("'", "&#x27;") in page
     assert page.count('src="data:image/png;base64,') == 2 + 2 + 2  # two charts, best 2, worst 2
@@ -71,6 +72,15 @@ def test_results_page_shows_headline_tables_charts_and_sketches(staff_client, ra
     assert url("results:ratings_csv") in page and url("results:summary_csv") in page
     assert "admin/css/base.css" in page  # the admin's look
     assert "<td>failed attention check</td><td>1</td><td>8</td>" in page.replace("\n", "")
+
+
+def test_results_page_warns_of_simulated_participants(staff_client, rated_study):
+    assert "simulated" not in staff_client.get(url("results:study")).content.decode()
+    Participant.objects.filter(prolific_pid="pid-A").update(prolific_pid=Participant.SIMULATED_PID_PREFIX + "a")
+    response = staff_client.get(url("results:study"))
+    warning = response.context["results"].simulated_warning
+    assert warning.startswith("1 of the 4 counted participants are simulated")
+    assert f'<li class="warning">{escape(warning)}</li>' in response.content.decode()
 
 
 def test_results_page_can_count_excluded_participants(staff_client, rated_study):

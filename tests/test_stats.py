@@ -232,11 +232,17 @@ def test_headline_and_discrimination_error(rated_study):
     assert headline["real_real_or_possibly"]["share"] == pytest.approx(14 / 16)
     for claim in ("generated", "real"):
         figure = headline[claim]
-        assert figure["verdict"] == stats.verdict(figure["ci_low"], figure["ci_high"])
+        # 4 raters and 4 sketches behind each share: no verdict, whatever the interval.
+        assert (figure["verdict"], figure["raters"], figure["sketches"]) == ("too little data", 4, 4)
         assert figure["ci_low"] <= figure["share"] <= figure["ci_high"]
     assert headline["generated"]["sentence"].startswith("Generated sketches: 56.2% (95% CI ")
-    assert "of 16 ratings graded real or possibly real. More than half graded real or possibly real: " \
-        in headline["generated"]["sentence"]
+    assert headline["generated"]["sentence"].endswith(
+        "of 16 ratings graded real or possibly real. More than half graded real or possibly real: too little data "
+        "(a verdict needs at least 10 raters and 10 sketches; here 4 raters, 4 sketches).")
+    # g1 is the one generated sketch most raters passed (R P R F); r1, r2, r3 the real ones most graded real.
+    assert headline["by_sketch"] == (
+        "By sketch: 1 of 4 generated sketches (25.0%) were graded real or possibly real by more than half of their "
+        "raters; 3 of 4 real sketches (75.0%) were graded real by more than half of their raters.")
     error = headline["discrimination_error"]
     assert error["real_graded_fake"] == pytest.approx(2 / 16)
     assert error["generated_graded_real_or_possibly"] == pytest.approx(9 / 16)
@@ -247,7 +253,7 @@ def test_headline_and_discrimination_error(rated_study):
 def test_including_excluded_participants_never_counts_attention_checks(rated_study):
     results = stats.study_results(rated_study, include_excluded=True, bootstrap=50)
     assert results.participants == {"started": 6, "finished": 5, "excluded": 2, "counted": 6,
-                                    "counted_ratings": 42, "attention_check_ratings": 10}
+                                    "simulated": 0, "counted_ratings": 42, "attention_check_ratings": 10}
     assert not results.counted["attention_check"].any()
     real, generated = row(results.summary, "source", "real"), row(results.summary, "source", "generated")
     assert (real["ratings"], real["raters"], real["share_real"]) == (21, 6, pytest.approx(16 / 21))
@@ -257,7 +263,7 @@ def test_including_excluded_participants_never_counts_attention_checks(rated_stu
 def test_exclusions_by_default(rated_study):
     results = stats.study_results(rated_study, bootstrap=50)
     assert results.participants == {"started": 6, "finished": 5, "excluded": 2, "counted": 4,
-                                    "counted_ratings": 32, "attention_check_ratings": 10}
+                                    "simulated": 0, "counted_ratings": 32, "attention_check_ratings": 10}
     assert set(results.counted["prolific_pid"]) == {"pid-A", "pid-B", "pid-C", "pid-D"}
     assert results.exclusions.to_dict("records") == [
         {"reason": stats.UNFINISHED, "participants": 1, "ratings": 2},
@@ -299,9 +305,9 @@ def test_agreement_of_the_rated_study_matches_hand_computation(rated_study):
 
 
 def test_clear_verdicts(make_study):
-    study = make_study(real=3, generated=3, attention=1)
+    study = make_study(real=5, generated=5, attention=1)  # 10 of each over two categories
     stimuli = list(Stimulus.objects.filter(study=study).exclude(source="attention"))
-    for rater in range(8):
+    for rater in range(10):
         participant = Participant.objects.create(study=study, finished=timezone.now())
         for position, stimulus in enumerate(stimuli):
             grade = "real" if stimulus.source == "real" else "fake"
@@ -310,10 +316,64 @@ def test_clear_verdicts(make_study):
     headline = stats.study_results(study, bootstrap=100).headline
     assert (headline["generated"]["share"], headline["generated"]["verdict"]) == (0.0, "not supported")
     assert (headline["real"]["share"], headline["real"]["verdict"]) == (1.0, "supported")
+    # Every rating the same: the bootstrap interval is one point, so the Wilson interval of the
+    # 100 ratings bounds it (100 / (100 + 1.96^2) = 96.3%).
     assert headline["real"]["sentence"] == (
-        "Real sketches: 100.0% (95% CI 100.0% to 100.0%) of 48 ratings graded real. "
+        "Real sketches: 100.0% (95% CI 96.3% to 100.0%) of 100 ratings graded real. "
         "Mostly (more than half) graded real: supported (the whole interval is above 50%).")
     assert headline["discrimination_error"]["share"] == 0.0
+
+
+def test_one_rater_gives_no_verdict(make_study):
+    study = make_study(real=6, generated=6, attention=0)
+    participant = Participant.objects.create(study=study, finished=timezone.now())
+    for position, stimulus in enumerate(Stimulus.objects.filter(study=study)):
+        Rating.objects.create(participant=participant, stimulus=stimulus, grade="real", position=position)
+    headline = stats.study_results(study, bootstrap=100).headline
+    generated = headline["generated"]
+    assert (generated["share"], generated["verdict"]) == (1.0, "too little data")
+    assert generated["ci_low"] == pytest.approx(12 / (12 + stats.Z ** 2)) and generated["ci_high"] == 1.0
+    assert generated["sentence"].endswith("(a verdict needs at least 10 raters and 10 sketches; here 1 raters, "
+                                          "12 sketches).")
+
+
+@pytest.mark.parametrize("share, n, expected", [
+    (0.5, 100, (0.4038, 0.5962)), (1.0, 10, (0.7225, 1.0)), (0.0, 10, (0.0, 0.2775)), (0.2, 50, (0.1124, 0.3304)),
+])
+def test_wilson_interval(share, n, expected):
+    low, high = stats.wilson_interval(share, n)
+    assert (float(low), float(high)) == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_source_rows_leave_out_categories_that_only_one_source_has(make_study):
+    study = make_study(real=2, generated=2, attention=0)
+    Stimulus.objects.filter(study=study, source="generated", category="square").delete()
+    stimuli = list(Stimulus.objects.filter(study=study))
+    for rater in range(3):
+        participant = Participant.objects.create(study=study, finished=timezone.now())
+        for position, stimulus in enumerate(stimuli):
+            grade = "fake" if stimulus.category == "square" else "real"
+            Rating.objects.create(participant=participant, stimulus=stimulus, grade=grade, position=position)
+    summary = stats.study_results(study, bootstrap=50).summary
+    real = row(summary, "source", "real", "all but square")
+    assert (real["ratings"], real["items"], real["share_real"]) == (6, 2, 1.0)
+    assert row(summary, "source", "generated", "all but square")["ratings"] == 6
+    assert row(summary, "source x category", "real", "square")["share_real"] == 0.0  # still in its own row
+
+
+def test_simulated_participants_are_counted_with_a_warning(make_study):
+    study = make_study(slug="pilot", real=1, generated=1, attention=0)
+    add_participant(study, "person", {})
+    simulated = Participant.objects.create(study=study, prolific_pid=f"{Participant.SIMULATED_PID_PREFIX}ab12",
+                                           finished=timezone.now())
+    Rating.objects.create(participant=simulated, stimulus=Stimulus.objects.filter(study=study).first(), grade="real",
+                          position=0)
+    results = stats.study_results(study, bootstrap=20)
+    assert results.participants["simulated"] == 1
+    assert results.simulated_warning.startswith("1 of the 1 counted participants are simulated (a dry run; ")
+    assert "simulate_participants --study pilot --delete" in results.simulated_warning
+    assert stats.tidy_ratings(results.ratings)["simulated"].tolist() == [True]
+    assert json.loads(stats.to_json(results))["simulated_warning"] == results.simulated_warning
 
 
 def test_a_study_without_ratings(make_study):

@@ -40,6 +40,14 @@ def test_report_starts_with_the_headline_and_shows_every_section(rated_study):
     assert "two-way (crossed) cluster bootstrap" in flat and "200 resamples, seed 20240531" in flat
 
 
+def test_simulated_participants_get_a_warning_first(rated_study):
+    assert "WARNING" not in report("--study", "rated", "--bootstrap", "20")
+    add_participant(rated_study, "SIM", {"r1": "R"}).__class__.objects.filter(prolific_pid="pid-SIM").update(
+        prolific_pid="SIMULATED-1")
+    text = report("--study", "rated", "--bootstrap", "20", "--include-excluded")
+    assert text.split("\n")[2].startswith("  WARNING: 1 of the 7 counted participants are simulated (a dry run;")
+
+
 def test_including_excluded_participants(rated_study):
     text = report("--study", "rated", "--bootstrap", "50", "--include-excluded")
     assert "Generated sketches: 66.7% (95% CI" in text
@@ -48,10 +56,11 @@ def test_including_excluded_participants(rated_study):
 
 def test_json_is_one_object_with_everything(rated_study):
     data = json.loads(report("--study", "rated", "--json", "--bootstrap", "100", "--seed", "3"))
-    assert set(data) == {"study", "title", "include_excluded", "method", "stimuli", "participants", "exclusions",
-                         "headline", "summary", "items", "agreement"}
+    assert set(data) == {"study", "title", "include_excluded", "simulated_warning", "method", "stimuli",
+                         "participants", "exclusions", "headline", "summary", "items", "agreement"}
     assert data["headline"]["generated"]["share"] == pytest.approx(9 / 16)
-    assert data["headline"]["real"]["verdict"] in {"supported", "not supported", "inconclusive"}
+    assert data["headline"]["real"]["verdict"] == "too little data"  # 4 raters
+    assert data["simulated_warning"] == ""
     assert data["participants"]["counted_ratings"] == 32
     assert data["exclusions"][-1] == {"reason": "any reason", "participants": 2, "ratings": 10}
     assert data["method"]["seed"] == 3 and data["method"]["resamples"] == 100

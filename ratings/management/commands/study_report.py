@@ -72,6 +72,8 @@ class Command(BaseCommand):
 def report_text(results):
     study, method = results.study, results.method
     lines = [f"Study {study.slug}: {study.title}", ""]
+    if results.simulated_warning:
+        lines += [wrapped("WARNING: " + results.simulated_warning), ""]
     if results.has_ratings:
         headline = results.headline
         lines += [
@@ -79,6 +81,7 @@ def report_text(results):
             wrapped(headline["generated"]["sentence"]),
             wrapped(headline["real"]["sentence"]),
             wrapped(headline["context"]),
+            wrapped(headline["by_sketch"]),
             wrapped(headline["discrimination_error"]["sentence"]),
             "",
         ]
