@@ -45,8 +45,13 @@ def _path(lines, offset=(0.0, 0.0), width=STROKE_WIDTH):
 
 
 def sketch_svg(stroke3, size=CANVAS):
-    """One sketch as an SVG document: white square canvas, the drawing fitted and centred."""
-    lines = fit_lines(stroke3_to_lines(stroke3), size)
+    """One sketch as an SVG document: white square canvas, the drawing fitted and centred.
+
+    Every point is first rounded to the nearest whole data unit. Quick, Draw! drawings lie on
+    that grid and samples do not; unrounded, the grid would show in the pixels (a real drawing's
+    short segments are often exactly level or upright, a sample's almost never) and give a
+    sketch's source away."""
+    lines = fit_lines([np.round(line) for line in stroke3_to_lines(stroke3)], size)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 {size} {size}">'
             f'<rect width="{size}" height="{size}" fill="#ffffff"/>{_path(lines)}</svg>')
 

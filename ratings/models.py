@@ -109,11 +109,13 @@ class Study(models.Model):
     def choose_stimuli(self, count, rng):
         """Up to `count` real and generated stimuli for one participant.
 
-        Half real, half generated; the real half spread evenly over categories, the generated
-        half evenly over (condition, category) cells. Within a cell the least-assigned stimuli
-        come first (assignments, not ratings, so participants who start at the same time spread
-        out; then fewer ratings; then chance). With too few stimuli both halves shrink to the
-        same size, so a session stays balanced rather than full.
+        Real and generated in proportion to how many of each the study has (half and half when it
+        has as many), so that every stimulus is shown about equally often whatever its source: if
+        real ones were shown more often, having seen an image before (or hearing of it from
+        another participant) would tell it is real. The real part is spread evenly over
+        categories, the generated part evenly over (condition, category) cells. Within a cell the
+        least-assigned stimuli come first (assignments, not ratings, so participants who start at
+        the same time spread out; then fewer ratings; then chance).
 
         No two of them come from one test drawing: conditional samples of several conditions (and a
         condition asked for more samples than the test split holds) encode the same drawings, and
@@ -131,15 +133,13 @@ class Study(models.Model):
         real_cells = [sorted(cell, key=usage.get) for _, cell in sorted(real.items())]
         generated_cells = [sorted(cell, key=usage.get) for _, cell in sorted(generated.items())]
 
-        halves = [count // 2, count // 2]
-        if count % 2:
-            halves[rng.randrange(2)] += 1
-        real_counts = spread(halves[0], [len(c) for c in real_cells], rng)
-        generated_counts = spread(halves[1], [len(c) for c in generated_cells], rng)
-        if sum(real_counts) < halves[0] or sum(generated_counts) < halves[1]:
-            same = min(sum(real_counts), sum(generated_counts))
-            real_counts = spread(same, [len(c) for c in real_cells], rng)
-            generated_counts = spread(same, [len(c) for c in generated_cells], rng)
+        n_real, n_generated = sum(map(len, real_cells)), sum(map(len, generated_cells))
+        count = min(count, n_real + n_generated)
+        # count * n_real / total real ones, the fraction rounded up with that probability.
+        real_share, remainder = divmod(count * n_real, (n_real + n_generated) or 1)
+        real_share += rng.random() * (n_real + n_generated) < remainder
+        real_counts = spread(real_share, [len(c) for c in real_cells], rng)
+        generated_counts = spread(count - real_share, [len(c) for c in generated_cells], rng)
         cells = real_cells + generated_cells
         chosen, drawings = [], set()
         for cell, n in zip(cells, real_counts + generated_counts):

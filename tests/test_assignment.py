@@ -1,5 +1,5 @@
-"""The sequence a participant gets when they start: balanced between real and generated, over
-categories and conditions, least-assigned stimuli first, attention checks mixed in, random
+"""The sequence a participant gets when they start: real and generated in proportion to the
+study's stimuli (half and half when it has as many), spread over categories and conditions, least-assigned stimuli first, attention checks mixed in, random
 order fixed in the database."""
 
 from collections import Counter
@@ -29,7 +29,7 @@ def test_half_real_half_generated_spread_evenly_over_categories(make_study):
 
 
 def test_generated_sketches_are_spread_over_conditions_too(make_study):
-    study = make_study(items_per_participant=8, temperatures=(0.3, 0.8), attention=0)
+    study = make_study(items_per_participant=8, real=8, temperatures=(0.3, 0.8), attention=0)
     items = sequence(study)
     generated = [s for s in items if s.source == "generated"]
     assert len(generated) == 4
@@ -43,11 +43,26 @@ def test_an_odd_count_differs_by_one_between_real_and_generated(make_study):
     assert sorted(counts.values()) == [2, 3]
 
 
-def test_with_too_few_generated_sketches_the_session_stays_balanced(make_study):
-    study = make_study(items_per_participant=20, real=4, generated=2, attention=0)
-    items = sequence(study)
-    assert Counter(s.source for s in items) == {"real": 4, "generated": 4}
-    assert set(cells(items).values()) == {2}
+def test_real_and_generated_in_proportion_to_the_studys_stimuli(make_study):
+    study = make_study(items_per_participant=6, real=4, generated=2, attention=0)  # 8 real, 4 generated
+    items = sequence(study, "first")
+    assert Counter(s.source for s in items) == {"real": 4, "generated": 2}
+    assert set(cells(items).values()) == {2, 1} and len(cells(items)) == 4
+    study.items_per_participant = 20
+    study.save()
+    assert Counter(s.source for s in sequence(study, "second")) == {"real": 8, "generated": 4}  # everything
+
+
+def test_every_stimulus_is_shown_equally_often_whatever_its_source(make_study):
+    """Two conditions make twice as many generated as real stimuli: were participants given half
+    and half, each real sketch would be shown twice as often, and having seen an image before
+    would say it is real."""
+    study = make_study(items_per_participant=6, real=2, generated=2, temperatures=(0.3, 0.8), attention=0)
+    for n in range(6):
+        assert Counter(s.source for s in sequence(study, f"token-{n}")) == {"real": 2, "generated": 4}
+    shown = Counter(a.stimulus.source for p in study.participants.all() for a in p.assignments.all())
+    per_stimulus = Counter(a.stimulus_id for p in study.participants.all() for a in p.assignments.all())
+    assert len(per_stimulus) == 12 and set(per_stimulus.values()) == {3}, shown
 
 
 def test_the_least_assigned_stimuli_come_first(make_study):
@@ -71,7 +86,7 @@ def as_reconstructions_of_the_same_drawings(study):
 
 
 def test_no_participant_sees_two_sketches_made_from_one_drawing(make_study):
-    study = make_study(items_per_participant=8, real=4, generated=4, temperatures=(0.3, 0.8), attention=0)
+    study = make_study(items_per_participant=8, real=8, generated=4, temperatures=(0.3, 0.8), attention=0)
     as_reconstructions_of_the_same_drawings(study)
     for n in range(8):
         items = sequence(study, f"token-{n}")
@@ -81,7 +96,7 @@ def test_no_participant_sees_two_sketches_made_from_one_drawing(make_study):
 
 
 def test_a_cell_gives_fewer_rather_than_a_second_sketch_of_one_drawing(make_study):
-    study = make_study(items_per_participant=8, real=4, generated=1, temperatures=(0.3, 0.8), attention=0)
+    study = make_study(items_per_participant=8, real=2, generated=1, temperatures=(0.3, 0.8), attention=0)
     as_reconstructions_of_the_same_drawings(study)
     generated = [s for s in sequence(study) if s.source == "generated"]
     assert sorted(s.category for s in generated) == ["circle", "square"]

@@ -52,6 +52,17 @@ def test_drawing_is_scaled_and_centred_whatever_its_units(drawings):
     assert low.min() >= 16 - 3 and high.max() <= CANVAS - 16 + 3
 
 
+def test_points_are_rounded_to_whole_data_units(drawings):
+    """A sample's points fall between the data's whole units; moved onto them, it renders as a
+    drawing of those whole units does, so the grid of real drawings gives no source away."""
+    drawing = drawings[3]
+    assert np.issubdtype(drawing.dtype, np.integer)
+    points = np.cumsum(drawing[:, :2], axis=0)
+    off_grid = points + np.random.default_rng(0).uniform(-0.45, 0.45, points.shape)
+    sample = np.column_stack([np.diff(off_grid, axis=0, prepend=0), drawing[:, 2]]).astype(np.float32)
+    assert sketch_png(sample) == sketch_png(drawing)
+
+
 def test_blank_drawing_is_a_white_canvas():
     pixels = np.asarray(Image.open(io.BytesIO(sketch_png(np.zeros((0, 3))))))
     assert pixels.min() == 255
