@@ -440,8 +440,13 @@ def discrimination_error(summary, resampled, real, generated):
     else:
         real_fake = 1 - summary["share_real_or_possibly"].iloc[real]
         generated_passed = summary["share_real_or_possibly"].iloc[generated]
+        share = (real_fake + generated_passed) / 2
         low, high = percentile_interval((1 - resampled[:, real, 0] + resampled[:, generated, 0]) / 2)
-        error = {"share": (real_fake + generated_passed) / 2, "ci_low": low, "ci_high": high,
+        # The floor as for the shares: the mean of two shares of n1 and n2 independent ratings has
+        # the variance of one share of 4 / (1 / n1 + 1 / n2).
+        floor_low, floor_high = wilson_interval(share, 4 / (1 / summary["ratings"].iloc[real]
+                                                            + 1 / summary["ratings"].iloc[generated]))
+        error = {"share": share, "ci_low": min(low, floor_low), "ci_high": max(high, floor_high),
                  "real_graded_fake": real_fake, "generated_graded_real_or_possibly": generated_passed}
     error["sentence"] = (
         f"Discrimination error rate: {pct(error['share'])} (95% CI {pct(error['ci_low'])} to "

@@ -321,7 +321,9 @@ def test_clear_verdicts(make_study):
     assert headline["real"]["sentence"] == (
         "Real sketches: 100.0% (95% CI 96.3% to 100.0%) of 100 ratings graded real. "
         "Mostly (more than half) graded real: supported (the whole interval is above 50%).")
-    assert headline["discrimination_error"]["share"] == 0.0
+    error = headline["discrimination_error"]
+    assert (error["share"], error["ci_low"]) == (0.0, 0.0)
+    assert error["ci_high"] == pytest.approx(stats.wilson_interval(0.0, 200)[1])  # 4 / (1/100 + 1/100) ratings
 
 
 def test_one_rater_gives_no_verdict(make_study):
