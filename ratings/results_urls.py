@@ -10,4 +10,5 @@ urlpatterns = [
     path("<slug:slug>/", results_views.study_results, name="study"),
     path("<slug:slug>/ratings.csv", results_views.ratings_csv, name="ratings_csv"),
     path("<slug:slug>/summary.csv", results_views.summary_csv, name="summary_csv"),
+    path("<slug:slug>/participants.csv", results_views.participants_csv, name="participants_csv"),
 ]

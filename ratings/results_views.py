@@ -115,6 +115,12 @@ def ratings_csv(request, slug):
 
 
 @staff_member_required
+def participants_csv(request, slug):
+    study = get_object_or_404(Study, slug=slug)
+    return csv_response(stats.participants_table(study), f"{study.slug}-participants.csv")
+
+
+@staff_member_required
 def summary_csv(request, slug):
     study = get_object_or_404(Study, slug=slug)
     results = stats.study_results(study, include_excluded=include_excluded(request))

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from django.db.models import Count
 
-from .models import Participant, Rating, Stimulus
+from .models import Assignment, Participant, Rating, Stimulus
 
 GRADES = ["real", "possibly_real", "fake"]
 GRADE_LABELS = {"real": "Real", "possibly_real": "Possibly real", "fake": "Fake"}
@@ -646,6 +647,43 @@ def tidy_ratings(frame):
     tidy = frame[TIDY_COLUMNS].copy()
     tidy["created"] = [timestamp.isoformat() for timestamp in tidy["created"]]
     return tidy
+
+
+PARTICIPANT_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_session_id", "simulated",
+                       "consented", "started", "finished", "items", "rated", "attention_checks",
+                       "attention_checks_failed", "median_response_ms", "exclusion"]
+
+
+def participants_table(study):
+    """One row per participant, those who never rated included: their ids, when they consented,
+    started and finished, how many of their items (attention checks included) they rated, how
+    many attention checks they got and failed, and their exclusion. The file to approve or
+    reject submissions by on a recruitment site."""
+    participants = pd.DataFrame(list(
+        Participant.objects.filter(study=study).order_by("started", "pk")
+        .values_list("token", "prolific_pid", "external_study_id", "external_session_id", "consented", "started",
+                     "finished")), columns=["participant", "prolific_pid", "external_study_id", "external_session_id",
+                                            "consented", "started", "finished"])
+    ratings = ratings_frame(study)
+    items = dict(Assignment.objects.filter(participant__study=study).values_list("participant__token")
+                 .annotate(n=Count("pk")).order_by())
+    checks = ratings[ratings["attention_check"]]
+    by_participant = ratings.groupby("participant")
+    reasons = exclusion_reasons(participants.assign(finished=participants["finished"].notna()), ratings)
+    tokens = participants["participant"]
+    table = participants.assign(
+        simulated=is_simulated(participants["prolific_pid"]),
+        items=tokens.map(items).fillna(0).astype(int),
+        rated=tokens.map(by_participant.size()).fillna(0).astype(int),
+        attention_checks=tokens.map(checks.groupby("participant").size()).fillna(0).astype(int),
+        attention_checks_failed=tokens.map(checks[checks["grade"] != ATTENTION_EXPECTED_GRADE]
+                                           .groupby("participant").size()).fillna(0).astype(int),
+        median_response_ms=tokens.map(by_participant["response_ms"].median()).astype("Float64"),
+        exclusion=tokens.map(reasons).fillna(""),
+    )
+    for column in ("consented", "started", "finished"):
+        table[column] = [timestamp.isoformat() if pd.notna(timestamp) else "" for timestamp in table[column]]
+    return table[PARTICIPANT_COLUMNS]
 
 
 def display_summary(summary):

@@ -4,6 +4,7 @@ from io import StringIO
 import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from ratings import stats
 from ratings.models import Participant
@@ -92,12 +93,34 @@ def test_summary_can_include_excluded_participants(rated_study, tmp_path):
     assert (generated["ratings"], generated["share_real_or_possibly"]) == (21, pytest.approx(14 / 21))
 
 
+def test_participants_file_has_one_row_per_participant(rated_study, tmp_path):
+    waiting = Participant.objects.create(study=rated_study, prolific_pid="pid-G", consented=timezone.now())
+    waiting.assign()  # consented and got their items, rated none yet
+    out = tmp_path / "p.csv"
+    assert export("--study", "rated", "--out", str(out), "--participants") == \
+        f"Wrote 7 participants of study rated to {out}\n"
+    table = pd.read_csv(out, keep_default_na=False).set_index("prolific_pid")
+    assert list(table.reset_index().columns[[1, 0]]) == stats.PARTICIPANT_COLUMNS[:2]
+    assert list(table.index) == ["pid-A", "pid-B", "pid-C", "pid-D", "pid-F", "pid-E", "pid-G"]  # as they started
+    columns = ["rated", "attention_checks", "attention_checks_failed", "exclusion"]
+    assert table.loc["pid-A", columns].tolist() == [10, 2, 0, ""]
+    assert table.loc["pid-A", "median_response_ms"] == "1004.5"  # of 1000..1009
+    assert table.loc["pid-F", columns].tolist() == [10, 2, 1, stats.FAILED_ATTENTION]
+    assert table.loc["pid-E", columns].tolist() == [2, 0, 0, stats.UNFINISHED]
+    assert table.loc["pid-E", "finished"] == "" and pd.Timestamp(table.loc["pid-A", "finished"]).tzinfo is not None
+    assert table.loc["pid-G", columns].tolist() == [0, 0, 0, stats.UNFINISHED]
+    assert table.loc["pid-G", "items"] == waiting.assignments.count() > 0
+    assert table.loc["pid-G", "median_response_ms"] == "" and not table["simulated"].any()
+
+
 def test_a_study_without_ratings_gives_headers_only(make_study, tmp_path):
     make_study(slug="fresh")
     export("--study", "fresh", "--out", str(tmp_path / "r.csv"))
     export("--study", "fresh", "--out", str(tmp_path / "s.csv"), "--summary")
+    export("--study", "fresh", "--out", str(tmp_path / "p.csv"), "--participants")
     assert list(pd.read_csv(tmp_path / "r.csv").columns) == stats.TIDY_COLUMNS
     assert list(pd.read_csv(tmp_path / "s.csv").columns) == stats.SUMMARY_COLUMNS
+    assert list(pd.read_csv(tmp_path / "p.csv").columns) == stats.PARTICIPANT_COLUMNS
 
 
 def test_replaces_the_file_whole_and_leaves_nothing_aside(rated_study, tmp_path):
@@ -121,6 +144,8 @@ def test_clear_errors(rated_study, tmp_path):
         export("--study", "rated", "--out", str(tmp_path / "x.csv"), "--include-excluded")
     with pytest.raises(CommandError):
         export("--study", "rated")
+    with pytest.raises(CommandError, match="not allowed with argument --summary"):
+        export("--study", "rated", "--out", str(tmp_path / "x.csv"), "--summary", "--participants")
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -14,7 +14,7 @@ from ratings.models import Participant
 from tests.conftest import ROOT
 from tests.results_data import build_rated_study
 
-PAGES = ["results:index", "results:study", "results:ratings_csv", "results:summary_csv"]
+PAGES = ["results:index", "results:study", "results:ratings_csv", "results:summary_csv", "results:participants_csv"]
 
 
 @pytest.fixture
@@ -136,6 +136,15 @@ def test_ratings_download_is_the_exported_file(staff_client, rated_study, tmp_pa
     counted = ratings[~ratings["attention_check"] & ratings["exclusion"].isna()]
     generated = counted[counted["source"] == "generated"]
     assert generated["grade"].isin(["real", "possibly_real"]).mean() == pytest.approx(9 / 16)
+
+
+def test_participants_download_is_the_exported_file(staff_client, rated_study, tmp_path):
+    response = staff_client.get(url("results:participants_csv"))
+    assert response["Content-Disposition"] == 'attachment; filename="rated-participants.csv"'
+    call_command("export_ratings", "--study", "rated", "--out", str(tmp_path / "p.csv"), "--participants",
+                 stdout=StringIO())
+    assert response.content == (tmp_path / "p.csv").read_bytes()
+    assert url("results:participants_csv") in staff_client.get(url("results:study")).content.decode()
 
 
 def test_summary_download_is_the_exported_summary(staff_client, rated_study, tmp_path):

@@ -24,15 +24,19 @@ def write_atomically(path, text):
 class Command(BaseCommand):
     help = (
         "Write a study's ratings as CSV: one row per rating (attention checks and excluded "
-        "participants included, flagged by the attention_check and exclusion columns), or with "
+        "participants included, flagged by the attention_check and exclusion columns); with "
         "--summary the per-source, per-category, per-condition table with bootstrap confidence "
-        "intervals, as study_report computes it."
+        "intervals, as study_report computes it; with --participants one row per participant "
+        "(ids, times, items rated, attention checks failed, exclusion), to approve submissions by."
     )
 
     def add_arguments(self, parser):
         add_results_arguments(parser, applies_to="with --summary: ")
         parser.add_argument("--out", required=True, help="the CSV file to write (replaced if it exists)")
-        parser.add_argument("--summary", action="store_true", help="write the summary table instead of the ratings")
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument("--summary", action="store_true", help="write the summary table instead of the ratings")
+        which.add_argument("--participants", action="store_true",
+                           help="write one row per participant instead of the ratings")
 
     def handle(self, *args, **opts):
         if opts["include_excluded"] and not opts["summary"]:
@@ -49,6 +53,9 @@ class Command(BaseCommand):
             table = stats.study_results(study, include_excluded=opts["include_excluded"],
                                         bootstrap=opts["bootstrap"], seed=opts["seed"]).summary
             what = "summary rows"
+        elif opts["participants"]:
+            table = stats.participants_table(study)
+            what = "participants"
         else:
             table = stats.tidy_ratings(stats.ratings_frame(study))
             what = "ratings"
