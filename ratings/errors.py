@@ -7,7 +7,9 @@ nothing about a stimulus: every missing image gets the very same page.
 
 from django.http import HttpResponseNotAllowed, HttpResponseServerError
 from django.template.loader import render_to_string
+from django.urls import reverse
 
+from .models import Study
 from .views import message
 
 
@@ -26,10 +28,21 @@ def permission_denied(request, exception):
 
 
 def csrf_failure(request, reason=""):
-    # Mostly a browser that blocks cookies, or a form whose cookie has gone.
-    return message(request, 403, "This page has expired",
-                   "Nothing was recorded. Please reload the page and try again; if this happens again, "
-                   "allow cookies for this site.")
+    # Mostly a browser that blocks cookies, or a form whose cookie has gone. Reloading would post
+    # the same expired form again, so the page links to the study's page by a plain GET, which
+    # shows wherever the participant is now.
+    study, link = None, None
+    match = getattr(request, "resolver_match", None)
+    if match and match.namespace == "ratings" and "slug" in match.kwargs:
+        study = Study.objects.filter(slug=match.kwargs["slug"]).first()
+    if study is not None:
+        link = reverse(f"ratings:{match.url_name}", kwargs={"slug": study.slug})
+        text = ("Nothing was recorded. Please tap the button below to go back to the study and try again; "
+                "if this happens again, allow cookies for this site.")
+    else:
+        text = ("Nothing was recorded. Please follow the link you were given again; if this happens again, "
+                "allow cookies for this site.")
+    return message(request, 403, "This page has expired", text, link, "Back to the study", study=study)
 
 
 class MethodNotAllowedPage:

@@ -66,7 +66,8 @@ class Study(models.Model):
         default=40, help_text="Sketches each participant grades, attention checks not counted.")
     attention_checks = models.PositiveIntegerField(
         default=3, help_text="Catch trials (blank canvas or meaningless scribble) mixed into each session.")
-    is_open = models.BooleanField(default=True, help_text="Closed studies accept no new participants or ratings.")
+    is_open = models.BooleanField(
+        default=True, help_text="Closed studies take no new participants; those who already consented can finish.")
     completion_code = models.CharField(max_length=100, blank=True, help_text="Shown on the finish page (e.g. Prolific's code).")
     completion_url = models.URLField(blank=True, help_text="If set, the finish page links participants here.")
     created = models.DateTimeField(auto_now_add=True)

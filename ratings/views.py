@@ -6,6 +6,7 @@ next unrated item, and a repeated post stores nothing twice.
 """
 
 import functools
+import logging
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,6 +16,8 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from .forms import ConsentForm, RecruitmentForm, TrialForm
 from .models import Assignment, NotAssigned, OutOfOrder, Rating, Stimulus, Study, new_consent_token
+
+logger = logging.getLogger(__name__)
 
 
 def participant_key(study_id):
@@ -45,8 +48,9 @@ def message(request, status, title, text, link=None, link_text=None, study=None)
 
 
 def closed(request, study):
+    """For newcomers only: whoever consented before the study closed may finish it."""
     return message(request, 403, "This study is closed",
-                   "It is not accepting answers at the moment. Thank you for your interest.", study=study)
+                   "It is not taking new participants at the moment. Thank you for your interest.", study=study)
 
 
 def resume(study, participant):
@@ -91,8 +95,8 @@ def landing(request, study, participant):
         # The link names someone: resume them, or start afresh for a new person on this browser.
         participant = study.participants.filter(prolific_pid=ids["prolific_pid"]).first()
         remember(request, study, participant)
-    if participant and (participant.finished or study.is_open):
-        return resume(study, participant)
+    if participant:
+        return resume(study, participant)  # open or closed: someone who consented may finish
     if not study.is_open:
         return closed(request, study)
     if any(ids.values()):
@@ -135,10 +139,9 @@ def declined(request, study, participant):
 @require_http_methods(["GET", "HEAD", "POST"])
 @study_page
 def instructions(request, study, participant):
+    # Closing the study turns newcomers away (landing and consent), not those who consented before.
     if participant is None or participant.finished:
         return resume(study, participant)
-    if not study.is_open:
-        return closed(request, study)
     if request.method != "POST":
         return render(request, "ratings/instructions.html", {"study": study})
     participant.assign()
@@ -158,8 +161,6 @@ def trial(request, study, participant):
         return resume(study, participant)
     if participant.finished or not participant.assignments.exists():
         return resume(study, participant)
-    if not study.is_open:
-        return closed(request, study)
     if request.method == "POST":
         return grade(request, study, participant)
     assignment = participant.next_assignment()
@@ -212,7 +213,11 @@ def image(request, public_id):
         raise Http404
     try:
         data = stimulus.image_path.read_bytes()
-    except OSError:
+    except OSError as error:
+        # The participant sees the page every missing image gets (and can try again); the
+        # researcher must learn that a sketch of theirs cannot be shown.
+        logger.error("The image of stimulus %s (study %s) cannot be read from %s: %s",
+                     stimulus.public_id, stimulus.study.slug, stimulus.image_path, error)
         raise Http404
     response = HttpResponse(data, content_type="image/png")
     response["Cache-Control"] = "private, max-age=86400"

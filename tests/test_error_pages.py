@@ -1,11 +1,14 @@
 """Error pages, as a deployment shows them (DEBUG off): in the study's plain style, saying what to
 do next, and nothing about the request, so nothing about a stimulus."""
 
+import logging
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from ratings.models import Participant, Stimulus
+from ratings.models import Participant, Rating, Stimulus
 from tests.participant_steps import start, url
 
 
@@ -26,6 +29,11 @@ def study_page(response, status, title):
     assert response["Content-Type"] == "text/html; charset=utf-8"
     assert f"<h1>{title}</h1>" in page and "<main>" in page
     return page
+
+
+def said(page):
+    """The message's text, without the page's script."""
+    return re.search(r"<h1>.*?</main>", page, re.S).group(0)
 
 
 def test_an_unknown_address(client):
@@ -66,6 +74,51 @@ def test_an_expired_form(study):
     assert "Nothing was recorded" in page and "allow cookies" in page
     assert "CSRF" not in page
     assert not Participant.objects.exists()
+
+
+def test_an_expired_answer_links_back_to_the_study_instead_of_asking_for_a_reload(study):
+    """A reload would post the expired form again and land here again: the page offers a plain
+    link (a GET) to the study, which shows the sketch the participant is at."""
+    participant_browser = Client()
+    start(participant_browser, study)
+    browser = Client(enforce_csrf_checks=True)
+    browser.cookies = participant_browser.cookies  # the participant's session, without a CSRF cookie
+    response = browser.post(url("trial", study), {"position": 1, "grade": "real", "response_ms": 900})
+    page = study_page(response, 403, "This page has expired")
+    assert "tap the button below" in said(page) and "reload" not in said(page)
+    assert f'<a class="button" href="{url("trial", study)}">Back to the study</a>' in page
+    back = browser.get(url("trial", study))
+    assert back.status_code == 200 and back.context["assignment"].position == 1
+    assert not Rating.objects.exists()
+
+
+def test_an_expired_consent_form_links_back_to_the_consent_form(study):
+    browser = Client(enforce_csrf_checks=True)
+    browser.get(url("consent", study))
+    browser.cookies.clear()
+    page = study_page(browser.post(url("consent", study), {"decision": "agree"}), 403, "This page has expired")
+    assert f'href="{url("consent", study)}"' in page and "tap the button below" in page
+
+
+def test_an_expired_form_outside_a_study_has_no_study_link():
+    browser = Client(enforce_csrf_checks=True)
+    page = study_page(browser.post("/admin/login/", {"username": "x", "password": "y"}), 403, "This page has expired")
+    assert "Please follow the link you were given again" in page
+    assert "Back to the study" not in page and "reload" not in said(page)
+
+
+def test_a_missing_image_is_logged_for_the_researcher(client, study, caplog):
+    participant = start(client, study)
+    shown = participant.assignments.first().stimulus
+    shown.image_path.unlink()
+    with caplog.at_level(logging.ERROR, logger="ratings"):
+        client.get("/i/nope.png")  # unknown or unassigned ids are no fault of the study's
+        assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+        response = client.get(shown.get_absolute_url())
+    assert response.status_code == 404
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].name == "ratings.views"
+    assert shown.public_id in errors[0].getMessage() and str(shown.image_path) in errors[0].getMessage()
 
 
 def test_a_server_fault_on_a_trial(study, monkeypatch):

@@ -8,7 +8,7 @@ from django.db import close_old_connections, connection
 from django.test import Client
 
 from ratings.models import Participant, Rating
-from tests.participant_steps import answer, consent, finish, start, url
+from tests.participant_steps import answer, consent, finish, shown_position, start, url
 
 
 @pytest.fixture
@@ -224,28 +224,50 @@ def test_a_closed_study_says_so_to_newcomers(client, study, name):
     study.save()
     response = client.get(url(name, study), follow=True)
     assert response.status_code == 403
-    assert "This study is closed" in response.content.decode()
+    page = response.content.decode()
+    assert "This study is closed" in page and "not taking new participants" in page
 
 
 @pytest.mark.parametrize("name", ["landing", "instructions", "trial"])
-def test_a_closed_study_says_so_to_participants_part_way_through(client, study, name):
-    start(client, study)
+def test_a_closed_study_lets_participants_part_way_through_finish(client, study, name):
+    """Closing a study stops enrolment, not the sessions under way: nobody is thrown out mid-study."""
+    participant = start(client, study, PROLIFIC_PID="midway")
     answer(client, study)
     study.is_open = False
     study.save()
-    response = client.get(url(name, study))
-    assert response.status_code == 403
-    assert "This study is closed" in response.content.decode()
+    response = client.get(url(name, study), follow=True)
+    assert response.status_code == 200 and "This study is closed" not in response.content.decode()
+    if name == "instructions":  # Start again: the same sequence, where they left it
+        assert client.post(url("instructions", study))["Location"] == url("trial", study)
+    assert shown_position(client, study) == 2
+    assert answer(client, study, "fake")["Location"] == url("trial", study)
+    participant = finish(client, study)
+    assert participant.finished is not None and participant.ratings.count() == 5
+    assert "C0DE42" in client.get(url("done", study)).content.decode()
+    # The same person on another browser, through their recruitment link, finds their code too.
+    assert Client().get(url("landing", study, PROLIFIC_PID="midway"))["Location"] == url("done", study)
 
 
-def test_a_closed_study_takes_no_consent_and_no_answers(client, study):
+def test_someone_who_consented_before_the_study_closed_can_start(client, study):
+    consent(client, study)
+    study.is_open = False
+    study.save()
+    assert client.get(url("landing", study))["Location"] == url("instructions", study)
+    assert client.get(url("instructions", study)).status_code == 200
+    assert client.post(url("instructions", study))["Location"] == url("trial", study)
+    assert client.get(url("trial", study)).status_code == 200
+    assert answer(client, study).status_code == 302 and Rating.objects.count() == 1
+
+
+def test_a_closed_study_takes_no_new_consent_but_the_answers_of_those_under_way(client, study):
     other = Client()
     start(other, study)
     study.is_open = False
     study.save()
     assert client.post(url("consent", study), {"decision": "agree"}).status_code == 403
-    assert answer(other, study, position=1).status_code == 403
-    assert Participant.objects.count() == 1 and not Rating.objects.exists()
+    assert client.get(url("landing", study, PROLIFIC_PID="newcomer")).status_code == 403
+    assert answer(other, study, position=1).status_code == 302
+    assert Participant.objects.count() == 1 and Rating.objects.count() == 1
 
 
 def test_a_study_without_stimuli_is_closed_to_participants(client, make_study):

@@ -35,6 +35,27 @@ def test_the_trial_page_shows_one_sketch_three_buttons_and_the_progress(client, 
     assert 'name="csrfmiddlewaretoken"' in page
 
 
+def test_the_trial_page_names_the_sketch_number_for_screen_readers(client, study, participant):
+    answer(client, study)
+    page = client.get(url("trial", study)).content.decode()
+    assert '<h1 class="visually-hidden">Sketch 2 of 5</h1>' in page
+    assert "<title>Sketch 2 of 5 – Sketch study</title>" in page
+
+
+def test_a_sketch_that_did_not_load_can_be_tried_again(client, study, participant):
+    """The message and its button wait, hidden, for the image's error; the button reloads the
+    image only (it is no answer: outside the form, type=button)."""
+    page = client.get(url("trial", study)).content.decode()
+    error = re.search(r'<p id="load-error"[^>]*hidden>(.*?)</p>', page, re.S).group(1)
+    assert "The sketch did not load." in error
+    assert '<button id="retry" type="button">Try again</button>' in error
+    assert "reload the page" not in page
+    form = re.search(r'<form id="trial".*?</form>', page, re.S).group(0)
+    assert "retry" not in form
+    assert 'sketch.src = source + "?retry=" + Date.now()' in page
+    assert client.get(f"/i/{participant.assignments.get(position=1).stimulus.public_id}.png?retry=123").status_code == 200
+
+
 def test_an_answer_is_stored_with_its_time_and_the_next_sketch_follows(client, study, participant):
     response = answer(client, study, "possibly_real", response_ms=2150)
     assert response.status_code == 302 and response["Location"] == url("trial", study)
@@ -196,6 +217,7 @@ def neutral(page, assignment):
     page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "TOKEN", page)
     page = page.replace(f'<progress value="{assignment.position}"', "<progress value=N")
     page = page.replace(f'name="position" value="{assignment.position}"', "name=position value=N")
+    page = page.replace(f"Sketch {assignment.position} of ", "Sketch N of ")
     return page.replace(f"<span>{assignment.position} / ", "<span>N / ")
 
 
