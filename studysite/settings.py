@@ -6,6 +6,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -17,20 +18,50 @@ def env_flag(name, default=False):
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def env_list(name, default=""):
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
 def default_secret_key():
-    # A per-checkout key kept out of git, so the quick start needs no setup and
-    # no two installations share a key.
+    # A per-checkout key kept out of git, so the quick start needs no setup and no two
+    # installations share a key. Written aside and linked into place: server workers starting at
+    # once never read a half-written key, and the first link wins.
     path = BASE_DIR / ".secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        aside = path.with_name(f".secret_key.{os.getpid()}")
+        with os.fdopen(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+            file.write(secrets.token_urlsafe(50))
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        finally:
+            aside.unlink()
     return path.read_text().strip()
 
 
+# A public deployment behind a TLS-terminating proxy (see the README): HTTPS only, secure cookies.
+HTTPS = env_flag("HTTPS")
+if HTTPS and not os.environ.get("SECRET_KEY"):
+    # A key made up on the server would change with a new release folder or a lost file, and
+    # every participant's session would end with it.
+    raise ImproperlyConfigured("HTTPS is on (a public deployment): set SECRET_KEY in the environment.")
 SECRET_KEY = os.environ.get("SECRET_KEY") or default_secret_key()
 DEBUG = env_flag("DEBUG")
-ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
-CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+if HTTPS:
+    # The proxy says the request came over HTTPS; it must set X-Forwarded-Proto itself (and drop
+    # any that a client sent).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 3600))
+    # The study's own host names, so that forms post whatever the proxy says of the scheme.
+    CSRF_TRUSTED_ORIGINS = CSRF_TRUSTED_ORIGINS or [
+        f"https://{'*' + host if host.startswith('.') else host}" for host in ALLOWED_HOSTS if host != "*"]
+    # HSTS for subdomains and the browsers' preload list would bind hosts that are not the study's.
+    SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -107,6 +138,15 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "admin:login"
 CSRF_FAILURE_VIEW = "ratings.errors.csrf_failure"
+
+# With DEBUG off Django would only mail request errors, to nobody: a server's log must have them.
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {name: {"handlers": ["console"], "level": LOG_LEVEL} for name in ("django", "ratings", "generator")},
+}
 
 # Sketch data: the official sketch-rnn Quick, Draw! files, one <category>.npz each.
 # Point QUICKDRAW_DATA_DIR at a folder that holds them to work offline.
