@@ -68,6 +68,9 @@ class Study(models.Model):
         default=3, help_text="Catch trials (blank canvas or meaningless scribble) mixed into each session.")
     is_open = models.BooleanField(
         default=True, help_text="Closed studies take no new participants; those who already consented can finish.")
+    recruitment_id_required = models.BooleanField(
+        default=False, help_text="Only people who come through the recruitment site's link (with its PROLIFIC_PID) can "
+                                 "take part; the bare study address gets a page that says so.")
     completion_code = models.CharField(max_length=100, blank=True, help_text="Shown on the finish page (e.g. Prolific's code).")
     completion_url = models.URLField(blank=True, help_text="If set, the finish page links participants here.")
     created = models.DateTimeField(auto_now_add=True)

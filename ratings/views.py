@@ -53,6 +53,16 @@ def closed(request, study):
                    "It is not taking new participants at the moment. Thank you for your interest.", study=study)
 
 
+def without_recruitment_link(request, study):
+    """The page for a newcomer without a recruitment id, when the study takes only those who have
+    one; None when they may go on."""
+    if not study.recruitment_id_required or request.session.get(recruitment_key(study.pk), {}).get("prolific_pid"):
+        return None
+    return message(request, 403, "Please use your recruitment link",
+                   "This study takes part through a recruitment site only. Please open it from the link "
+                   "the site gave you.", study=study)
+
+
 def resume(study, participant):
     """Redirect to where the participant is in the study."""
     if participant is None:
@@ -102,7 +112,7 @@ def landing(request, study, participant):
     if any(ids.values()):
         # A later visit without the ids (a bookmark, a redirect back here) keeps those stored.
         request.session[recruitment_key(study.pk)] = ids
-    return render(request, "ratings/landing.html", {"study": study})
+    return without_recruitment_link(request, study) or render(request, "ratings/landing.html", {"study": study})
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -112,6 +122,9 @@ def consent(request, study, participant):
         return resume(study, participant)
     if not study.is_open:
         return closed(request, study)
+    refused = without_recruitment_link(request, study)
+    if refused:
+        return refused
     if request.method != "POST":
         # One token per browser until it enrolls, so that forms from two tabs posted at once make one participant.
         token = request.session.setdefault(consent_key(study.pk), new_consent_token())

@@ -270,6 +270,18 @@ def test_a_closed_study_takes_no_new_consent_but_the_answers_of_those_under_way(
     assert Participant.objects.count() == 1 and Rating.objects.count() == 1
 
 
+def test_a_study_that_requires_recruitment_ids_turns_away_the_bare_address(client, study):
+    study.recruitment_id_required = True
+    study.save()
+    for page in (client.get(url("landing", study)), client.get(url("consent", study)),
+                 client.post(url("consent", study), {"decision": "agree"})):
+        assert page.status_code == 403 and "Please use your recruitment link" in page.content.decode()
+    assert not Participant.objects.exists()
+    participant = start(client, study, PROLIFIC_PID="with-link")  # through the link: as ever
+    assert participant.prolific_pid == "with-link" and participant.assignments.exists()
+    assert client.get(url("landing", study)).status_code == 302  # and back later without it
+
+
 def test_a_study_without_stimuli_is_closed_to_participants(client, make_study):
     empty = make_study(slug="empty", real=0, generated=0, attention=0)
     consent(client, empty)
