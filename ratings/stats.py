@@ -364,7 +364,8 @@ VERDICT_REASONS = {
 }
 VERDICT_RULE = (f"supported if the 95% CI's lower bound is above 50%, not supported if its upper bound is at or "
                 f"below 50%, inconclusive otherwise; too little data (no verdict) when fewer than {MIN_RATERS} "
-                f"raters or {MIN_SKETCHES} sketches are behind the share")
+                f"raters or {MIN_SKETCHES} sketches are behind the share. With several generation conditions each "
+                f"also gets a verdict of its own, with no correction for testing several")
 
 
 def pct(share, digits=1):
@@ -407,6 +408,7 @@ def headline(summary, resampled):
 
     real, generated = source_row(Stimulus.Source.REAL), source_row(Stimulus.Source.GENERATED)
     generated_real, real_passed = figure(generated, "real"), figure(real, "real_or_possibly")
+    conditions = np.flatnonzero(summary["level"] == "condition")
     return {
         "generated": claim("Generated sketches", figure(generated, "real_or_possibly"), "real or possibly real",
                            "More than half graded real or possibly real"),
@@ -416,6 +418,10 @@ def headline(summary, resampled):
         "context": (f"Also: generated sketches graded real: {describe(generated_real)}; "
                     f"real sketches graded real or possibly real: {describe(real_passed)}."),
         "discrimination_error": discrimination_error(summary, resampled, real, generated),
+        # With several generation conditions, the generated claim for each of them too.
+        "by_condition": [claim(f"Generated sketches, {summary['condition'].iloc[row]}", figure(row, "real_or_possibly"),
+                               "real or possibly real", "More than half graded real or possibly real")
+                         for row in conditions] if len(conditions) > 1 else [],
     }
 
 

@@ -326,6 +326,24 @@ def test_clear_verdicts(make_study):
     assert error["ci_high"] == pytest.approx(stats.wilson_interval(0.0, 200)[1])  # 4 / (1/100 + 1/100) ratings
 
 
+def test_each_of_several_conditions_gets_its_claim(make_study):
+    study = make_study(real=1, generated=1, temperatures=(0.3, 0.8), attention=0)
+    stimuli = list(Stimulus.objects.filter(study=study))
+    for rater in range(3):
+        participant = Participant.objects.create(study=study, finished=timezone.now())
+        for position, stimulus in enumerate(stimuli):
+            hot = stimulus.condition is not None and stimulus.condition.temperature == 0.8
+            Rating.objects.create(participant=participant, stimulus=stimulus, grade="fake" if hot else "real",
+                                  position=position)
+    results = stats.study_results(study, bootstrap=50)
+    cold, hot = results.headline["by_condition"]
+    labels = results.summary.loc[results.summary["level"] == "condition", "condition"].tolist()
+    assert [cold["share"], hot["share"]] == [1.0, 0.0] and "t=0.3" in labels[0] and "t=0.8" in labels[1]
+    assert cold["sentence"].startswith(f"Generated sketches, {labels[0]}: 100.0% (95% CI ")
+    assert cold["verdict"] == hot["verdict"] == "too little data" and cold["ratings"] == 6
+    assert stats.study_results(build_rated_study(make_study), bootstrap=20).headline["by_condition"] == []  # one
+
+
 def test_one_rater_gives_no_verdict(make_study):
     study = make_study(real=6, generated=6, attention=0)
     participant = Participant.objects.create(study=study, finished=timezone.now())

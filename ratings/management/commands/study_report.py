@@ -80,6 +80,7 @@ def report_text(results):
             "Headline (shares of ratings)",
             wrapped(headline["generated"]["sentence"]),
             wrapped(headline["real"]["sentence"]),
+            *(wrapped(condition["sentence"]) for condition in headline["by_condition"]),
             wrapped(headline["context"]),
             wrapped(headline["by_sketch"]),
             wrapped(headline["discrimination_error"]["sentence"]),
