@@ -94,10 +94,9 @@ RATING_FIELDS = {
 
 
 def participants_frame(study):
-    rows = Participant.objects.filter(study=study).values_list("token", "finished", "prolific_pid")
-    frame = pd.DataFrame(list(rows), columns=["participant", "finished", "prolific_pid"])
+    rows = Participant.objects.filter(study=study).values_list("token", "finished")
+    frame = pd.DataFrame(list(rows), columns=["participant", "finished"])
     frame["finished"] = frame["finished"].notna()
-    frame["simulated"] = is_simulated(frame["prolific_pid"])
     return frame
 
 
