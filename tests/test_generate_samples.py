@@ -154,13 +154,16 @@ def test_a_run_killed_midway_is_completed_by_running_it_again(demo, monkeypatch)
 
 
 @pytest.mark.django_db
-def test_another_temperature_adds_a_condition_to_the_same_study(demo):
+def test_another_temperature_adds_a_condition_to_the_same_study(demo, capsys):
     generate("--study", "temps", "--real", "4", "--generated", "4", "--temperature", "0.2")
+    assert "Participants get real and generated" not in capsys.readouterr().out  # half and half
     generate("--study", "temps", "--real", "4", "--generated", "4", "--temperature", "0.8")
     study = Study.objects.get(slug="temps")
     assert sorted(study.conditions.values_list("temperature", flat=True).distinct()) == [0.2, 0.8]
     assert study.stimuli.filter(source="real").count() == 4
     assert study.stimuli.filter(source="generated").count() == 8
+    assert ("Participants get real and generated sketches as 4 to 8, in proportion to the study's stimuli; for "
+            "half and half, make as many real as generated (--real 8 in all).") in capsys.readouterr().out
 
 
 @pytest.mark.django_db

@@ -24,7 +24,7 @@ from generator.stimuli import (
 )
 from ratings.attention import ensure_attention_stimuli
 from ratings.database import require_migrated_database
-from ratings.models import Condition, Study
+from ratings.models import Condition, Stimulus, Study
 
 
 class Command(BaseCommand):
@@ -180,5 +180,11 @@ class Command(BaseCommand):
         w(f"The study now holds {sum(counts.values())} stimuli ({len(attention)} attention checks):")
         for (source, category, condition_id), count in sorted(counts.items(), key=lambda kv: str(kv[0])):
             w(f"  {count:4d} {source:9s} {category or '-':15s} {labels.get(condition_id, '')}")
+        real, generated = (sum(n for (source, *_), n in counts.items() if source == kind)
+                           for kind in (Stimulus.Source.REAL, Stimulus.Source.GENERATED))
+        if real and generated and real != generated:
+            # Study.choose_stimuli: in proportion, so that no sketch is shown more often for its source.
+            w(f"Participants get real and generated sketches as {real} to {generated}, in proportion to the study's "
+              f"stimuli; for half and half, make as many real as generated (--real {generated} in all).")
         for sheet in sheets:
             w(f"Contact sheet: {sheet}")
