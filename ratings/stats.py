@@ -386,7 +386,9 @@ def claim(source, estimate_, grades_text, claim_text):
     reason = VERDICT_REASONS[result]
     if result != "no data" and (estimate_["raters"] < MIN_RATERS or estimate_["sketches"] < MIN_SKETCHES):
         result = "too little data"
-        reason = f"{VERDICT_REASONS[result]}; here {estimate_['raters']} raters, {estimate_['sketches']} sketches"
+        raters, sketches = estimate_["raters"], estimate_["sketches"]
+        reason = (f"{VERDICT_REASONS[result]}; here {raters} rater{'s' * (raters != 1)}, "
+                  f"{sketches} sketch{'es' * (sketches != 1)}")
     sentence = f"{source}: {describe(estimate_)} graded {grades_text}. {claim_text}: {result} ({reason})."
     return {"claim": claim_text, "verdict": result, "sentence": sentence, **estimate_}
 
@@ -568,7 +570,8 @@ class StudyResults:
             return ""
         return (f"{n} of the {self.participants['counted']} counted participants are simulated (a dry run; their "
                 f"PROLIFIC_PID starts with {Participant.SIMULATED_PID_PREFIX}): these results are not a study's. "
-                f"Remove them with `simulate_participants --study {self.study.slug} --delete` before recruiting.")
+                f"Remove them with: python manage.py simulate_participants --study {self.study.slug} --delete "
+                f"(before recruiting).")
 
     @property
     def method(self):

@@ -25,11 +25,12 @@ def fixture_data_dir():
 
 @pytest.fixture
 def real_data_dir():
-    """Real Quick, Draw! files from QUICKDRAW_DATA_DIR; the test is skipped without them."""
-    path = os.environ.get("QUICKDRAW_DATA_DIR")
-    if not path or not (Path(path) / "pig.npz").exists():
+    """Real Quick, Draw! files from QUICKDRAW_DATA_DIR, or else from its default folder (where
+    `make demo` downloads them); the test is skipped without them."""
+    path = Path(os.environ.get("QUICKDRAW_DATA_DIR") or ROOT / ".cache" / "quickdraw")
+    if not (path / "pig.npz").exists():
         pytest.skip("needs real Quick, Draw! data: set QUICKDRAW_DATA_DIR to a folder with pig.npz")
-    return Path(path)
+    return path
 
 
 @pytest.fixture

@@ -45,8 +45,11 @@ def test_loads_fixture_file(fixture_data_dir):
 
 
 def test_loads_real_quickdraw_file(real_data_dir):
+    # The official file (70 000 / 2500 / 2500) or the 2000 / 250 / 250 cut the committed models used.
     splits = load_npz(real_data_dir / "pig.npz")
-    assert {k: len(v) for k, v in splits.items()} == {"train": 2000, "valid": 250, "test": 250}
+    assert set(splits) == {"train", "valid", "test"} and len(splits["train"]) >= 2000
+    assert len(splits["valid"]) == len(splits["test"]) >= 250
+    assert all(d.dtype == np.int16 and d.shape[1] == 3 for d in splits["test"])
 
 
 @pytest.mark.parametrize("drawing, problem", [

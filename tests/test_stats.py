@@ -353,7 +353,7 @@ def test_one_rater_gives_no_verdict(make_study):
     generated = headline["generated"]
     assert (generated["share"], generated["verdict"]) == (1.0, "too little data")
     assert generated["ci_low"] == pytest.approx(12 / (12 + stats.Z ** 2)) and generated["ci_high"] == 1.0
-    assert generated["sentence"].endswith("(a verdict needs at least 10 raters and 10 sketches; here 1 raters, "
+    assert generated["sentence"].endswith("(a verdict needs at least 10 raters and 10 sketches; here 1 rater, "
                                           "12 sketches).")
 
 
