@@ -229,27 +229,30 @@ def get_condition(study, checkpoint, temperature, mode, reject_degenerate):
 
 def write_contact_sheets(study, folder):
     """Grids of the study's real and of each condition's generated stimuli, made of the very PNGs
-    participants see and captioned with their category, for the researcher to inspect."""
+    participants see and captioned with their category, for the researcher to inspect; each sheet
+    is titled with what it shows. Returns [(path, title)]."""
     from PIL import Image, ImageDraw
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    groups = [("real", study.stimuli.filter(source=Stimulus.Source.REAL))]
-    groups += [(f"generated-condition-{c.pk}", study.stimuli.filter(condition=c)) for c in study.conditions.all()]
-    for name, stimuli in groups:
+    groups = [("real", "real sketches", study.stimuli.filter(source=Stimulus.Source.REAL))]
+    groups += [(f"generated-condition-{c.pk}", f"generated: {c.checkpoint_name} {c}", study.stimuli.filter(condition=c))
+               for c in study.conditions.all()]
+    for name, title, stimuli in groups:
         stimuli = list(stimuli.order_by("category", "pk"))
         if not stimuli:
             continue
-        cell, caption, columns = 96, 12, 10
+        cell, caption, columns, heading = 96, 12, 10, 18
         rows = -(-len(stimuli) // columns)
-        sheet = Image.new("L", (columns * cell, rows * (cell + caption)), 255)
+        sheet = Image.new("L", (columns * cell, heading + rows * (cell + caption)), 255)
         draw = ImageDraw.Draw(sheet)
+        draw.text((3, 3), f"{study.slug}, {title}", fill=0)
         for i, stimulus in enumerate(stimuli):
-            x, y = (i % columns) * cell, (i // columns) * (cell + caption)
+            x, y = (i % columns) * cell, heading + (i // columns) * (cell + caption)
             sheet.paste(Image.open(stimulus.image_path).resize((cell - 2, cell - 2)), (x + 1, y + 1))
             draw.text((x + 3, y + cell - 1), stimulus.category, fill=96)
         path = folder / f"{name}.png"
         sheet.save(path)
-        written.append(path)
+        written.append((path, title))
     return written
 

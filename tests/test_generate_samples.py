@@ -61,7 +61,9 @@ def test_defaults_make_a_balanced_study_from_the_test_split(demo, fixture_data_d
     generate("--study", "demo", "--real", "8", "--generated", "8")
     study = Study.objects.get(slug="demo")
     out = capsys.readouterr().out
-    assert "added" in out and "Contact sheet" in out
+    assert "added" in out
+    assert f"Contact sheet: {settings.REPORTS_DIR / 'demo' / 'real.png'} (real sketches)" in out
+    assert "(generated: circle.pt " in out and "t=0.5 unconditional)" in out
     real = study.stimuli.filter(source="real")
     generated = study.stimuli.filter(source="generated")
     assert {c: real.filter(category=c).count() for c in ("circle", "square")} == {"circle": 4, "square": 4}

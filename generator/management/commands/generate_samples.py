@@ -186,5 +186,5 @@ class Command(BaseCommand):
             # Study.choose_stimuli: in proportion, so that no sketch is shown more often for its source.
             w(f"Participants get real and generated sketches as {real} to {generated}, in proportion to the study's "
               f"stimuli; for half and half, make as many real as generated (--real {generated} in all).")
-        for sheet in sheets:
-            w(f"Contact sheet: {sheet}")
+        for path, title in sheets:
+            w(f"Contact sheet: {path} ({title})")
