@@ -3,6 +3,7 @@ the defaults run the quick start locally (SQLite, local media, the demo categori
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "generator",
     "ratings",
 ]
@@ -84,7 +86,20 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "ratings.errors.MethodNotAllowedPage",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# The researchers' login is on the public site: after 10 wrong passwords for one account from one
+# address, that account and address wait 15 minutes (django-axes).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = 10
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+if HTTPS:
+    # The client's address is the one the proxy adds to X-Forwarded-For (see the README).
+    AXES_IPWARE_PROXY_COUNT = 1
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
 
 ROOT_URLCONF = "studysite.urls"
 

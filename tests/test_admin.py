@@ -94,3 +94,15 @@ def test_staff_can_delete_a_participant_with_their_ratings(staff, study):
     response = staff.post(reverse("admin:ratings_participant_delete", args=[participant.pk]), {"post": "yes"})
     assert response.status_code == 302
     assert not study.participants.exists() and not Rating.objects.exists()
+
+
+def test_ten_wrong_passwords_lock_the_account_from_that_address_for_a_while(client, django_user_model):
+    django_user_model.objects.create_user("researcher", password="the-right-one", is_staff=True)
+    login = reverse("admin:login")
+    for attempt in range(1, 11):
+        response = client.post(login, {"username": "researcher", "password": "a-guess"})
+        assert response.status_code == (429 if attempt == 10 else 200) and "_auth_user_id" not in client.session
+    refused = client.post(login, {"username": "researcher", "password": "the-right-one"})
+    assert refused.status_code == 429 and "_auth_user_id" not in client.session
+    other = Client(REMOTE_ADDR="192.0.2.7")  # the same account from another address
+    assert other.post(login, {"username": "researcher", "password": "the-right-one"}).status_code == 302

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.http import HttpRequest
 from django.test import Client
 
 from generator.checkpoint import load_checkpoint
@@ -41,7 +42,7 @@ def test_demo_makes_the_study_from_the_committed_checkpoints(real_data_dir, sett
     assert "Researcher:   http://127.0.0.1:8000/researcher/demo/" in text
     password = text.split("with password ")[1].split()[0]
     client = Client()
-    assert client.login(username="researcher", password=password)
+    assert client.login(request=HttpRequest(), username="researcher", password=password)  # django-axes wants one
     assert client.get("/researcher/demo/").status_code == 200
     assert Client().get(study.get_absolute_url()).status_code == 200
     assert (settings.STATIC_ROOT / "admin" / "css" / "base.css").is_file()  # the admin has its styles
