@@ -672,12 +672,14 @@ def participants_table(study):
         .values_list("token", "prolific_pid", "external_study_id", "external_session_id", "consented", "started",
                      "finished")), columns=["participant", "prolific_pid", "external_study_id", "external_session_id",
                                             "consented", "started", "finished"])
-    ratings = ratings_frame(study)
+    # The exclusion rules want `finished` as a flag; one participants query serves both.
+    flagged = participants.assign(finished=participants["finished"].notna())
+    ratings = ratings_frame(study, flagged)
     items = dict(Assignment.objects.filter(participant__study=study).values_list("participant__token")
                  .annotate(n=Count("pk")).order_by())
     checks = ratings[ratings["attention_check"]]
     by_participant = ratings.groupby("participant")
-    reasons = exclusion_reasons(participants.assign(finished=participants["finished"].notna()), ratings)
+    reasons = exclusion_reasons(flagged, ratings)
     tokens = participants["participant"]
     table = participants.assign(
         simulated=is_simulated(participants["prolific_pid"]),
