@@ -14,6 +14,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,12 +126,12 @@ def load_npz(path):
     return splits
 
 
-def load_ndjson(path, simplify_raw=None):
-    """stroke-3 drawings from a Quick, Draw! ndjson file.
+def load_ndjson(path, simplify_raw=None, with_keys=False):
+    """stroke-3 drawings from a Quick, Draw! ndjson file (with `with_keys`, (key_id, drawing) pairs).
 
     Simplified files (integer 0-255 strokes) are converted as they are; raw files (with
     timestamps) are simplified first the way the dataset documents it. `simplify_raw=None`
-    decides per drawing by the presence of timestamps.
+    decides per drawing by the presence of timestamps. Drawings with no points are skipped.
     """
     drawings = []
     with open(path, encoding="utf-8") as f:
@@ -138,24 +139,47 @@ def load_ndjson(path, simplify_raw=None):
             if not line.strip():
                 continue
             try:
-                strokes = json.loads(line)["drawing"]
+                record = json.loads(line)
+                strokes = record["drawing"]
                 raw = len(strokes[0]) == 3 if simplify_raw is None else simplify_raw
                 lines = ndjson_to_lines(strokes)
-            except (ValueError, KeyError, IndexError, TypeError) as e:
+                if raw:
+                    lines = simplify_raw_lines(lines)
+                drawing = lines_to_stroke3(lines)
+                problem = validate_drawing(drawing) if len(drawing) else None
+                if problem:
+                    raise ValueError(f"its drawing {problem}")
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
                 raise SketchDataError(f"{path}: line {number} is not a Quick, Draw! drawing ({e})") from None
-            if raw:
-                lines = simplify_raw_lines(lines)
-            drawing = lines_to_stroke3(lines)
             if len(drawing):
-                drawings.append(drawing.astype(np.int16))
+                drawing = drawing.astype(np.int16)
+                drawings.append((record.get("key_id"), drawing) if with_keys else drawing)
     return drawings
 
 
 # ---------------------------------------------------------------------------------------------
-# Finding and fetching category files
+# The data search path: folders of category files
+
+
+def data_folders(search_path, must_exist=True):
+    """The folders of a data search path: "dir1:dir2" as PATH spells it, or a list. Each folder
+    must exist, unless `must_exist` is off (fetch_sketches creates the first)."""
+    parts = search_path if isinstance(search_path, (list, tuple)) else str(search_path).split(os.pathsep)
+    folders = [Path(p) for p in parts if str(p)]
+    if not folders:
+        raise SketchDataError("the data search path names no folder")
+    if must_exist:
+        absent = [str(f) for f in folders if not f.is_dir()]
+        if absent:
+            raise SketchDataError(
+                f"data folder {', '.join(absent)} does not exist (search path: {os.pathsep.join(map(str, folders))}). "
+                "Fix QUICKDRAW_DATA_DIR or --data-dir, or run `python manage.py fetch_sketches` to fill the first folder."
+            )
+    return folders
 
 
 def category_file(category, data_dir):
+    """Where fetch_sketches keeps a category: <category>.npz."""
     return Path(data_dir) / f"{category}.npz"
 
 
@@ -163,21 +187,113 @@ def category_url(category, url_template):
     return url_template.format(category=urllib.request.quote(category))
 
 
-def load_category(category, data_dir, simplify_epsilon=0.0, splits=SPLITS):
-    """The `splits` of one category from DATA_DIR, with a clear error if the file is absent.
-    `simplify_epsilon` > 0 simplifies every drawing of them (simplify_stroke3, about 1 ms a
-    drawing); indices stay the same."""
-    path = category_file(category, data_dir)
-    if not path.exists():
+NDJSON_SPLIT = {"train": range(0, 8), "valid": (8,), "test": (9,)}  # of ten buckets by key_id
+
+
+def load_ndjson_splits(path):
+    """{split: drawings} of a Quick, Draw! ndjson file: 80/10/10 by a hash of each drawing's key_id
+    (its line number where it has none), so a drawing keeps its split as the file grows."""
+    splits = {s: [] for s in SPLITS}
+    for number, (key, drawing) in enumerate(load_ndjson(path, with_keys=True)):
+        bucket = zlib.crc32(str(key if key is not None else number).encode()) % 10
+        split = next(s for s, buckets in NDJSON_SPLIT.items() if bucket in buckets)
+        splits[split].append(drawing)
+    return splits
+
+
+def find_category_files(category, folders):
+    """Every file of `category` along the search path: <category>.npz or <category>.ndjson in each folder."""
+    found = []
+    for folder in folders:
+        here = [path for path in (folder / f"{category}.npz", folder / f"{category}.ndjson") if path.is_file()]
+        if len(here) > 1:
+            raise SketchDataError(f"{folder} holds both {category}.npz and {category}.ndjson; keep one of them")
+        found.extend(here)
+    if not found:
         raise SketchDataError(
-            f"no data for category '{category}': {path} does not exist. Run "
-            f"`python manage.py fetch_sketches --categories {category}` or set QUICKDRAW_DATA_DIR "
-            f"to a folder that holds {path.name}."
+            f"no data for category '{category}': no {category}.npz or {category}.ndjson in "
+            f"{', '.join(str(f) for f in folders)}. Run `python manage.py fetch_sketches --categories {category}` "
+            f"or set QUICKDRAW_DATA_DIR (or --data-dir) to folders that hold it."
         )
-    drawings = load_npz(path)
-    if simplify_epsilon > 0:
-        return {split: [simplify_stroke3(d, simplify_epsilon) for d in drawings[split]] for split in splits}
-    return {split: drawings[split] for split in splits}
+    return found
+
+
+def read_category_file(path):
+    return load_ndjson_splits(path) if path.suffix == ".ndjson" else load_npz(path)
+
+
+def available_categories(folders):
+    """Every category with a file somewhere on the search path, sorted."""
+    return sorted({path.stem for folder in folders for pattern in ("*.npz", "*.ndjson") for path in folder.glob(pattern)})
+
+
+def offsets_std(drawings):
+    """The standard deviation of all dx and dy pooled: the scale of a set of drawings."""
+    offsets = np.concatenate([np.asarray(d[:, 0:2], dtype=np.float64).ravel() for d in drawings])
+    return float(np.std(offsets))
+
+
+@dataclass
+class SketchFile:
+    """One category file of the search path, its drawings brought to the path's common scale."""
+
+    path: Path
+    folder: int  # its folder's position on the search path
+    category: str
+    splits: dict  # split -> drawings, already multiplied by `rescale`
+    rescale: float  # the scale rule's factor for this file's folder
+
+    def describe(self):
+        return {"file": f"{self.path.parent.name}/{self.path.name}", "category": self.category,
+                "rescale": self.rescale, **{s: len(self.splits[s]) for s in SPLITS}}
+
+
+def load_sketch_files(categories, search_path, simplify_epsilon=0.0, scale_categories=None):
+    """Every file of `categories` along the search path, each folder's drawings brought to one scale.
+
+    The scale rule: the drawings of a folder are multiplied by s_first / s_folder, where s is the
+    standard deviation of the offsets of that folder's training drawings of `scale_categories`
+    (default: `categories`; a trained model's own categories, so that a model sees its data as it
+    was trained) and s_first that of the first folder on the path that holds any of them. With one
+    folder nothing is rescaled. Only the first folder's scale reaches a model's scale factor.
+    """
+    folders = data_folders(search_path)
+    scale_categories = list(scale_categories or categories)
+    wanted = list(dict.fromkeys([*categories, *scale_categories]))
+    raw = {category: [(path, read_category_file(path)) for path in find_category_files(category, folders)]
+           for category in wanted}
+    folder_of = {folder: index for index, folder in enumerate(folders)}
+    by_folder = {}
+    for category in scale_categories:
+        for path, splits in raw[category]:
+            by_folder.setdefault(folder_of[path.parent], []).extend(splits["train"])
+    stds = {index: offsets_std(drawings) for index, drawings in sorted(by_folder.items()) if drawings}
+    reference = stds[min(stds)] if stds else 1.0
+    files = []
+    for category in categories:
+        for path, splits in raw[category]:
+            index = folder_of[path.parent]
+            rescale = reference / stds[index] if len(stds) > 1 and stds.get(index) else 1.0
+            if simplify_epsilon > 0:
+                splits = {s: [simplify_stroke3(d, simplify_epsilon) for d in splits[s]] for s in SPLITS}
+            if rescale != 1.0:
+                splits = {s: [_rescaled(d, rescale) for d in splits[s]] for s in SPLITS}
+            files.append(SketchFile(path, index, category, splits, rescale))
+    return files
+
+
+def _rescaled(drawing, factor):
+    out = np.asarray(drawing, dtype=np.float32).copy()
+    out[:, 0:2] *= factor
+    return out
+
+
+def load_category(category, search_path, simplify_epsilon=0.0, splits=SPLITS, scale_categories=None):
+    """The `splits` of one category from every file on the search path, at the path's common scale
+    (see load_sketch_files), with a clear error if no folder holds it. `simplify_epsilon` > 0
+    simplifies every drawing (simplify_stroke3, about 1 ms a drawing); indices stay the same."""
+    files = load_sketch_files([category], search_path, simplify_epsilon, scale_categories)
+    return {split: [d for f in files for d in f.splits[split]] for split in splits}
 
 
 def fetch_category(category, data_dir, url_template, progress=None):
@@ -246,9 +362,8 @@ def clamp_and_filter(drawings, max_len):
 
 
 def scale_factor(drawings):
-    """The standard deviation of all dx and dy pooled: one number for the whole training split."""
-    offsets = np.concatenate([d[:, 0:2].ravel() for d in drawings])
-    return float(np.std(offsets))
+    """One number for the whole training split: the standard deviation of all its dx and dy."""
+    return offsets_std(drawings)
 
 
 def normalise(drawings, factor):
@@ -269,20 +384,25 @@ class SketchData:
     labels: dict  # split -> int array: index into categories for each drawing
     scale_factor: float
     n_max: int  # longest drawing over all splits after filtering (the reference's max_seq_len)
+    files: list  # SketchFile.describe() of every file read, with how many drawings of each split it gave
 
 
-def load_sketch_data(categories, data_dir, max_len=250, factor=None, simplify_epsilon=0.0):
-    """Load, simplify (if asked), clamp, filter and normalise categories; the scale factor comes
-    from the pooled training split unless given (a trained model's own factor must be reused
-    unchanged, as must its simplify_epsilon)."""
+def load_sketch_data(categories, search_path, max_len=250, factor=None, simplify_epsilon=0.0):
+    """Load, simplify (if asked), rescale (the search path's scale rule), clamp, filter and
+    normalise categories; the scale factor comes from the pooled training split unless given (a
+    trained model's own factor must be reused unchanged, as must its simplify_epsilon)."""
     raw = {s: [] for s in SPLITS}
     labels = {s: [] for s in SPLITS}
-    for index, category in enumerate(categories):
-        splits = load_category(category, data_dir, simplify_epsilon)
+    files = []
+    for sketch_file in load_sketch_files(categories, search_path, simplify_epsilon):
+        index = list(categories).index(sketch_file.category)
+        described = sketch_file.describe()
         for s in SPLITS:
-            kept = clamp_and_filter(splits[s], max_len)
+            kept = clamp_and_filter(sketch_file.splits[s], max_len)
             raw[s].extend(kept)
             labels[s].extend([index] * len(kept))
+            described[s] = len(kept)
+        files.append(described)
     if not raw["train"]:
         raise SketchDataError(f"no training drawings of at most {max_len} points in {', '.join(categories)}")
     factor = scale_factor(raw["train"]) if factor is None else factor
@@ -293,6 +413,7 @@ def load_sketch_data(categories, data_dir, max_len=250, factor=None, simplify_ep
         labels={s: np.asarray(labels[s], dtype=np.int64) for s in SPLITS},
         scale_factor=factor,
         n_max=n_max,
+        files=files,
     )
 
 

@@ -134,7 +134,8 @@ def conditional_sources(study, category, seed, data_dir, config, scale_factor):
     so conditions compare on the same drawings (Study.choose_stimuli never shows a participant two
     sketches of one drawing). Returns (indices, normalised drawings)."""
     max_len = config.max_seq_len
-    raw_test = load_category(category, data_dir, config.simplify_epsilon, splits=["test"])["test"]
+    raw_test = load_category(category, data_dir, config.simplify_epsilon, splits=["test"],
+                             scale_categories=config.categories)["test"]
     shown = set(study.stimuli.filter(source=Stimulus.Source.REAL, category=category)
                 .values_list("dataset_index", flat=True))
     # Drawings longer than max_len are not the model's input: its preprocessing drops them.

@@ -152,6 +152,7 @@ class Run:
             "model": model.state_dict(),
             "scale_factor": self.data.scale_factor,
             "n_max": self.data.n_max,
+            "data_files": self.data.files,
             "step": self.step,
             "init_from": self.init_from,
         }

@@ -163,9 +163,10 @@ LOGGING = {
     "loggers": {name: {"handlers": ["console"], "level": LOG_LEVEL} for name in ("django", "ratings", "generator")},
 }
 
-# Sketch data: the official sketch-rnn Quick, Draw! files, one <category>.npz each.
-# Point QUICKDRAW_DATA_DIR at a folder that holds them to work offline.
-QUICKDRAW_DATA_DIR = Path(os.environ.get("QUICKDRAW_DATA_DIR", BASE_DIR / ".cache" / "quickdraw"))
+# Sketch data: a search path of folders (dir1:dir2, as PATH) of <category>.npz or .ndjson files;
+# fetch_sketches downloads the official sketch-rnn files into the first.
+# Point QUICKDRAW_DATA_DIR at folders that hold them to work offline.
+QUICKDRAW_DATA_DIR = os.environ.get("QUICKDRAW_DATA_DIR", str(BASE_DIR / ".cache" / "quickdraw"))
 QUICKDRAW_URL = os.environ.get(
     "QUICKDRAW_URL", "https://storage.googleapis.com/quickdraw_dataset/sketchrnn/{category}.npz"
 )

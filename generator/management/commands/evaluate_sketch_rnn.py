@@ -19,7 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--checkpoint", required=True, help="a .pt file written by train_sketch_rnn")
         parser.add_argument("--split", choices=["train", "valid", "test"], default="test",
                             help="which split to evaluate on (default test)")
-        parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
+        parser.add_argument("--data-dir", default=None, help="data search path: folders of <category>.npz or .ndjson files, dir1:dir2 as PATH "
+                                 "(default QUICKDRAW_DATA_DIR)")
         parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                             help="default: cuda when present")
         parser.add_argument("--per-category", action="store_true", help="also evaluate each category on its own")

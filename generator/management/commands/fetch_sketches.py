@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from generator.data import SketchDataError, fetch_category
+from generator.data import SketchDataError, category_file, data_folders, fetch_category
 from generator.management.options import parse_categories
 
 
@@ -17,10 +17,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--categories", required=True, help="comma-separated categories, e.g. pig,face")
-        parser.add_argument("--data-dir", default=None, help="folder for the files (default QUICKDRAW_DATA_DIR)")
+        parser.add_argument("--data-dir", default=None, help="data search path, dir1:dir2 (default QUICKDRAW_DATA_DIR); the files go into its first folder")
 
     def handle(self, *args, **opts):
-        data_dir = opts["data_dir"] or settings.QUICKDRAW_DATA_DIR
+        # Into the first folder of the search path, unless a later folder holds the category already.
+        try:
+            folders = data_folders(opts["data_dir"] or settings.QUICKDRAW_DATA_DIR, must_exist=False)
+        except SketchDataError as e:
+            raise CommandError(str(e))
+        data_dir, elsewhere = folders[0], [f for f in folders[1:] if f.is_dir()]
         failures = []
         for category in parse_categories(opts["categories"]):
             bars = []
@@ -30,6 +35,11 @@ class Command(BaseCommand):
                 bars.append(bar)
                 return bar.update
 
+            held = [path for folder in elsewhere for path in (folder / f"{category}.npz", folder / f"{category}.ndjson")
+                    if path.is_file()]
+            if held and not category_file(category, data_dir).exists():
+                self.stdout.write(f"{category}: already present {held[0]}")
+                continue
             try:
                 path, fetched = fetch_category(category, data_dir, settings.QUICKDRAW_URL, progress)
             except SketchDataError as e:

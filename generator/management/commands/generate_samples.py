@@ -56,13 +56,14 @@ class Command(BaseCommand):
                                  "draw more instead; the number rejected per category is printed and stored. "
                                  "Off by default: without it every sample is kept")
         parser.add_argument("--seed", type=int, default=0, help="selects the real drawings and the samples (default 0)")
-        parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
+        parser.add_argument("--data-dir", default=None, help="data search path: folders of <category>.npz or .ndjson files, dir1:dir2 as PATH "
+                                 "(default QUICKDRAW_DATA_DIR)")
         parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                             help="default: cuda when present")
 
     def handle(self, *args, **opts):
         started = time.perf_counter()
-        data_dir = Path(opts["data_dir"] or settings.QUICKDRAW_DATA_DIR)
+        data_dir = str(opts["data_dir"] or settings.QUICKDRAW_DATA_DIR)
         mode = Condition.Mode(opts["mode"])
         self.check_options(opts)
         require_migrated_database()  # before minutes of sampling, not after

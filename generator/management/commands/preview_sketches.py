@@ -26,7 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--split", choices=["train", "valid", "test"], default="test", help="real drawings: which split")
         parser.add_argument("--temperature", type=float, default=0.5, help="samples: temperature (default 0.5; 0 = greedy)")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
+        parser.add_argument("--data-dir", default=None, help="data search path: folders of <category>.npz or .ndjson files, dir1:dir2 as PATH "
+                                 "(default QUICKDRAW_DATA_DIR)")
         parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                             help="default: cuda when present")
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from generator.checkpoint import CheckpointError, load_checkpoint, resolve_device
-from generator.data import SketchDataError, load_sketch_data
+from generator.data import SketchDataError, available_categories, data_folders, load_sketch_data
 from generator.management.options import check_seed, parse_categories
 from generator.model import CELLS, PRESETS, Config, make_config, parse_overrides
 from generator.train import Run
@@ -22,7 +22,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--categories", required=True, help="comma-separated categories, e.g. pig,face")
+        parser.add_argument("--categories", required=True, help="comma-separated categories, e.g. pig,face; 'all': every category on the data search path")
         parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                             help="model size: 'paper' (enc 256, dec 512, z 128) or 'cpu' (enc 128, dec 256, z 64). Default: cpu")
         parser.add_argument("--cell", choices=CELLS, default=None,
@@ -43,7 +43,8 @@ class Command(BaseCommand):
                             help="start from this checkpoint's weights instead of random ones, e.g. the best.pt of a run "
                                  "on more categories, to fine-tune it on --categories; the model's sizes and cell must "
                                  "match, while steps, schedules and optimiser start afresh")
-        parser.add_argument("--data-dir", default=None, help="folder of <category>.npz files (default QUICKDRAW_DATA_DIR)")
+        parser.add_argument("--data-dir", default=None, help="data search path: folders of <category>.npz or .ndjson files, dir1:dir2 as PATH "
+                                 "(default QUICKDRAW_DATA_DIR)")
         parser.add_argument("--threads", type=int, default=None,
                             help="CPU threads for torch (default: torch's choice, one per core); on the CPU each "
                                  "batch is split into one shard per thread (at least 25 drawings each), worked on side "
@@ -63,9 +64,16 @@ class Command(BaseCommand):
             torch.set_num_threads(opts["threads"])
         if opts["seed"] is not None:
             check_seed(opts["seed"])
-        categories = parse_categories(opts["categories"])
+        data_path = str(opts["data_dir"] or settings.QUICKDRAW_DATA_DIR)
+        if opts["categories"] == "all":
+            try:
+                categories = available_categories(data_folders(data_path))
+            except SketchDataError as e:
+                raise CommandError(str(e))
+        else:
+            categories = parse_categories(opts["categories"])
         preset = opts["preset"] or "cpu"
-        out = Path(opts["out"] or Path("runs") / f"{'-'.join(categories)}-{preset}")
+        out = Path(opts["out"] or Path("runs") / f"{opts['categories'] if opts['categories'] == 'all' else '-'.join(categories)}-{preset}")
         try:
             device = resolve_device(opts["device"])
         except ValueError as e:
@@ -114,7 +122,7 @@ class Command(BaseCommand):
         elif (out / "last.pt").exists():
             raise CommandError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         try:
-            data = load_sketch_data(categories, opts["data_dir"] or settings.QUICKDRAW_DATA_DIR,
+            data = load_sketch_data(categories, data_path,
                                     config.max_seq_len, factor=scale, simplify_epsilon=config.simplify_epsilon)
             run = Run(config, data, out, device, seed=opts["seed"] or 0, resume=opts["resume"], init_from=opts["init_from"])
         except (SketchDataError, CheckpointError) as e:
