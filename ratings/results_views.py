@@ -1,7 +1,9 @@
 """Researcher views: the results page and its downloads (staff only).
 
 Everything is computed by ratings.stats, the same code as the study_report and export_ratings
-commands; the views only choose the options and render.
+commands; the views only choose the options and render. ratings.stats and ratings.charts are
+imported by the views that use them: pandas, numpy and matplotlib load with the first results
+request, not with every web process.
 """
 
 import base64
@@ -14,7 +16,6 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from . import charts, stats
 from .models import Participant, Rating, Stimulus, Study
 
 
@@ -50,6 +51,8 @@ def index(request):
 
 @staff_member_required
 def study_results(request, slug):
+    from . import stats
+
     study = get_object_or_404(Study, slug=slug)
     results = stats.study_results(study, include_excluded=include_excluded(request))
     context = {
@@ -75,6 +78,8 @@ def study_results(request, slug):
 def grade_charts(summary):
     """(title, data URI) per chart: by source, by source and category, and by condition when
     the study has more than one."""
+    from . import charts
+
     found = []
     by_source = summary[summary["level"] == "source"]
     found.append(("By source", charts.grade_shares_png(by_source, by_source["source"].tolist(), "By source")))
@@ -92,6 +97,8 @@ def grade_charts(summary):
 
 def sketches(study, items):
     """Item rows with their images inlined (staff only), so the page needs no image view."""
+    from . import stats
+
     images = dict(Stimulus.objects.filter(study=study, public_id__in=list(items["stimulus"]))
                   .values_list("public_id", "image"))
     found = []
@@ -103,6 +110,8 @@ def sketches(study, items):
 
 
 def csv_response(frame, filename):
+    from . import stats
+
     response = HttpResponse(stats.csv_text(frame), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -110,18 +119,24 @@ def csv_response(frame, filename):
 
 @staff_member_required
 def ratings_csv(request, slug):
+    from . import stats
+
     study = get_object_or_404(Study, slug=slug)
     return csv_response(stats.tidy_ratings(stats.ratings_frame(study)), f"{study.slug}-ratings.csv")
 
 
 @staff_member_required
 def participants_csv(request, slug):
+    from . import stats
+
     study = get_object_or_404(Study, slug=slug)
     return csv_response(stats.participants_table(study), f"{study.slug}-participants.csv")
 
 
 @staff_member_required
 def summary_csv(request, slug):
+    from . import stats
+
     study = get_object_or_404(Study, slug=slug)
     results = stats.study_results(study, include_excluded=include_excluded(request))
     suffix = "-including-excluded" if results.include_excluded else ""

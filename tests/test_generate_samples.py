@@ -128,7 +128,7 @@ def test_a_run_killed_midway_is_completed_by_running_it_again(demo, monkeypatch)
     generate("--study", "whole", "--real", "6", "--generated", "6")
     expected = stimulus_set(Study.objects.get(slug="whole"))
 
-    import generator.stimuli as stimuli
+    import ratings.stimuli as stimuli
 
     real_create = Stimulus.objects.create
     calls = {"n": 0}
@@ -180,7 +180,7 @@ def test_a_tiny_temperature_samples_greedily(demo, temperature):
 @pytest.mark.django_db
 def test_each_condition_samples_from_latent_codes_of_its_own(demo, monkeypatch):
     """Sample i of two conditions must not start from one code: the two sketches would look alike."""
-    from generator import stimuli
+    from ratings import stimuli
 
     codes = {}
 

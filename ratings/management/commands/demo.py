@@ -1,3 +1,5 @@
+"""demo: the quick start, from an empty folder to a served demo study."""
+
 import secrets
 from pathlib import Path
 

@@ -1,3 +1,5 @@
+"""generate_samples: make a study's stimuli (real drawings and samples of trained checkpoints)."""
+
 import re
 import sys
 import time
@@ -12,7 +14,10 @@ from generator.checkpoint import CheckpointError, file_sha256, load_model, resol
 from generator.data import SketchDataError, load_category
 from generator.management.options import check_seed, parse_categories
 from generator.sample import is_greedy
-from generator.stimuli import (
+from ratings.attention import ensure_attention_stimuli
+from ratings.database import require_migrated_database
+from ratings.models import Condition, Stimulus, Study
+from ratings.stimuli import (
     Checkpoint,
     StimulusError,
     Summary,
@@ -22,10 +27,6 @@ from generator.stimuli import (
     remove_orphan_files,
     write_contact_sheets,
 )
-from ratings.attention import ensure_attention_stimuli
-from ratings.database import require_migrated_database
-from ratings.models import Condition, Stimulus, Study
-
 
 class Command(BaseCommand):
     help = (

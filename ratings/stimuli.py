@@ -1,5 +1,5 @@
 """A study's stimuli: real test drawings and sketches sampled from trained models, rendered by the
-one renderer and stored as ratings.Stimulus rows with their provenance.
+one renderer and stored as Stimulus rows with their provenance.
 
 Every selection is a deterministic function of the seed, so running the same request again finds
 every stimulus already there and adds nothing, and a run cut short is completed by running it
@@ -19,12 +19,12 @@ import torch
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from ratings.attention import save_stimulus_png
-from ratings.models import Condition, Stimulus
+from generator.data import clamp_and_filter, load_category, normalise
+from generator.render import sketch_png
+from generator.sample import encode, is_degenerate, sample
 
-from .data import clamp_and_filter, load_category, normalise
-from .render import sketch_png
-from .sample import encode, is_degenerate, sample
+from .attention import save_stimulus_png
+from .models import Condition, Stimulus
 
 SAMPLE_CHUNK = 100  # samples drawn per batched pass; part of what makes sample i reproducible
 MAX_ATTEMPTS_PER_SKETCH = 20  # with --reject-degenerate, give up after this many samples per sketch
