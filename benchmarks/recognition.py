@@ -1,39 +1,42 @@
 """Do a model's samples read as their category? An automatic judge, as later papers use one:
-small CNNs trained on real Quick, Draw! drawings, rendered by the study's own renderer (256 px,
-then shrunk to 32 px), their votes averaged. Their classes are the categories of
-QUICKDRAW_DATA_DIR and, with --other-dir, "other": every category in that folder that is not one
-of them, so that a drawing of none of them is not forced into one.
+small CNNs trained on real Quick, Draw! training drawings, rendered by the study's own renderer
+(256 px, then shrunk to 32 px), their votes averaged. Its classes are the checkpoints' categories
+and "other": every other category on the data search path (unless --no-other), so that a drawing
+of none of them is not forced into one.
 
-It prints how often the judge recognises the real test drawings of each category (held out from
-its training: the ceiling a model's samples can be judged against), then, per checkpoint and
-temperature, the share of samples it recognises as the model's category, and where the rest went.
-Compare models within one run: the shares move by a few points with the judge's training. A judge
-is no participant: it checks shapes, not whether a sketch looks drawn by a person; it is a
-repeatable complement to looking at the samples, not a substitute.
+Per category it prints how often the judge recognises the real test drawings (held out from its
+training: the ceiling a model's samples are judged against), then per temperature the share of
+samples it recognises, that share over the real one (the goal: at least 0.9), and the share of
+samples that are empty or never end (the goal: at most 2%). The recommended temperature is fixed
+by a rule before any result is seen: the one of --temperatures whose worst category's ratio is
+highest among those with no category above 2% degenerate samples. A judge is no participant: it
+checks shapes, not whether a sketch looks drawn by a person.
 
-    python benchmarks/recognition.py fixtures/checkpoints/pig.pt fixtures/models/alarm_clock.pt \
-        [--other-dir FOLDER] [--n 500] [--temperatures 0.2,0.5,0.8] [--mode conditional]
+    QUICKDRAW_DATA_DIR=quickdraw:quickdraw_spg:quickdraw_mini/npz \
+        python benchmarks/recognition.py fixtures/ten/*.pt [--n 200] [--temperatures 0.3,0.5,0.8]
 """
 
 import argparse
 import io
+import os
 import time
 from multiprocessing import Pool
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from _common import data_dir, model_samples, model_test_drawings
+from _common import model_samples, model_test_drawings
 from PIL import Image
 
 from generator.checkpoint import CheckpointError, load_model
-from generator.data import load_npz
+from generator.data import available_categories, data_folders, load_category
 from generator.render import sketch_png
+from generator.sample import is_degenerate
 
 SIZE = 32  # pixels the judge sees
-PER_FILE = {"train": 2000, "test": 250}  # drawings read from each file (the official ones hold 70000 / 2500)
+PER_CATEGORY = {"train": 2000, "test": 250}  # drawings read of each category (the official files hold 70000 / 2500)
+GOAL_RATIO, GOAL_DEGENERATE = 0.9, 0.02
 
 
 def raster(stroke3):
@@ -86,77 +89,101 @@ def predict(judges, images):
                       for batch in images.split(512)])
 
 
-def load_classes(folder, categories, other_dir):
-    """{split: (drawings, labels)} and the class names: the categories, then "other" if any."""
+def load_classes(search_path, categories, other):
+    """{split: (drawings, labels)} and the class names: the categories, then "other" if asked for.
+    Every drawing of a class comes from the training (or test) splits of the search path."""
     names = list(categories)
-    sources = [(folder / f"{name}.npz", k) for k, name in enumerate(names)]
-    if other_dir:
-        others = sorted(p for p in Path(other_dir).glob("*.npz") if p.stem not in names)
+    sources = [(name, k) for k, name in enumerate(names)]
+    if other:
+        others = [c for c in available_categories(data_folders(search_path)) if c not in names]
         if not others:
-            raise SystemExit(f"{other_dir} has no .npz files of other categories")
-        sources += [(path, len(names)) for path in others]
+            raise SystemExit("the data search path holds no other categories (pass --no-other)")
+        sources += [(name, len(names)) for name in others]
         names.append("other")
-    drawings = {split: [] for split in PER_FILE}
-    labels = {split: [] for split in PER_FILE}
-    for path, label in sources:
-        data = load_npz(path)  # read each file once, for both splits
-        for split, limit in PER_FILE.items():
-            part = data[split][:limit]
+    drawings = {split: [] for split in PER_CATEGORY}
+    labels = {split: [] for split in PER_CATEGORY}
+    for category, label in sources:
+        splits = load_category(category, search_path, splits=list(PER_CATEGORY))
+        for split, limit in PER_CATEGORY.items():
+            part = splits[split][:limit]
             drawings[split] += part
             labels[split] += [label] * len(part)
-    return {split: (drawings[split], torch.tensor(labels[split])) for split in PER_FILE}, names
+    return {split: (drawings[split], torch.tensor(labels[split])) for split in PER_CATEGORY}, names
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoints", nargs="+")
-    parser.add_argument("--other-dir", help='folder of sketch-rnn .npz files of other categories, the class "other"')
-    parser.add_argument("--n", type=int, default=500, help="samples per checkpoint and temperature")
-    parser.add_argument("--temperatures", default="0.2,0.5,0.8")
+    parser.add_argument("checkpoints", nargs="+", help="one single-category checkpoint per category")
+    parser.add_argument("--data-dir", default=os.environ.get("QUICKDRAW_DATA_DIR"),
+                        help="data search path dir1:dir2 (default QUICKDRAW_DATA_DIR)")
+    parser.add_argument("--no-other", action="store_true", help='no class "other"')
+    parser.add_argument("--n", type=int, default=200, help="samples per checkpoint and temperature")
+    parser.add_argument("--temperatures", default="0.3,0.5,0.8")
     parser.add_argument("--mode", choices=["unconditional", "conditional"], default="unconditional",
                         help="conditional: each sample decodes the code of one of the model's test drawings")
     parser.add_argument("--epochs", type=int, default=8, help="the judge's training epochs")
     parser.add_argument("--judges", type=int, default=3, help="judges trained with seeds 0, 1, ... whose votes are averaged")
     args = parser.parse_args()
+    if not args.data_dir:
+        raise SystemExit("set QUICKDRAW_DATA_DIR or --data-dir to the data search path")
     temperatures = [float(t) for t in args.temperatures.split(",")]
-    folder, categories = data_dir()
     try:  # a bad file fails now, not after the judges' training
         models = {path: load_model(path, "cpu") for path in args.checkpoints}
     except CheckpointError as e:
         raise SystemExit(str(e)) from None
+    by_category = {}
+    for path, (model, payload) in models.items():
+        if len(model.config.categories) != 1:
+            raise SystemExit(f"{path}: trained on {', '.join(model.config.categories)}; give single-category checkpoints")
+        by_category[model.config.categories[0]] = (path, model, payload)
     start = time.perf_counter()
     with Pool() as pool:
-        splits, names = load_classes(folder, categories, args.other_dir)
+        splits, names = load_classes(args.data_dir, list(by_category), not args.no_other)
         train_images, test_images = (rasters(splits[s][0], pool) for s in ("train", "test"))
         judges = [train_judge(train_images, splits["train"][1], len(names), args.epochs, seed)
                   for seed in range(args.judges)]
         guesses = predict(judges, test_images)
-        print(f"judges: {len(names)} classes ({', '.join(names)}), {len(train_images)} training drawings, "
-              f"{args.judges} judges of {args.epochs} epochs, {time.perf_counter() - start:.0f} s")
         test_labels = splits["test"][1]
-        for k, name in enumerate(names):
-            print(f"  real test {name:12s} recognised {(guesses[test_labels == k] == k).float().mean():6.1%} "
-                  f"of {int((test_labels == k).sum())}")
-
-        print(f"\n{args.n} {args.mode} samples per row; recognised as the model's category, else taken for:")
-        for path, (model, payload) in models.items():
-            category = model.config.categories[0]
-            if len(model.config.categories) != 1 or category not in names:
-                print(f"{path}: skipped (its categories {', '.join(model.config.categories)} "
-                      f"are not one of the judge's)")
-                continue
+        print(f"judges: {len(names)} classes, {len(train_images)} training drawings, {args.judges} judges of "
+              f"{args.epochs} epochs, {time.perf_counter() - start:.0f} s; {args.n} {args.mode} samples per cell")
+        real = {name: float((guesses[test_labels == k] == k).float().mean()) for k, name in enumerate(names)}
+        if "other" in real:
+            print(f"real test drawings of other categories recognised as other: {real['other']:.1%}")
+        results = {}  # (category, temperature) -> (recognised, degenerate)
+        print(f"\n{'category':12s} {'real':>6s}" + "".join(f" | tau {t:<4} recog ratio degen" for t in temperatures))
+        for category, (path, model, payload) in by_category.items():
             if args.mode == "conditional" and not model.config.conditional:
-                print(f"{path}: skipped (a decoder without an encoder has no conditional samples)")
-                continue
-            drawings = model_test_drawings(model, payload, folder) if args.mode == "conditional" else None
+                raise SystemExit(f"{path}: a decoder without an encoder has no conditional samples")
+            drawings = model_test_drawings(model, payload, args.data_dir) if args.mode == "conditional" else None
+            row = f"{category:12s} {real[category]:6.1%}"
             for temperature in temperatures:
                 samples = model_samples(model, payload, args.n, temperature, drawings)
                 drawn = [s for s in samples.strokes if len(s)]
-                counts = torch.bincount(predict(judges, rasters(drawn, pool)), minlength=len(names))
-                rest = ", ".join(f"{names[k]} {counts[k] / args.n:.0%}" for k in range(len(names))
-                                 if names[k] != category and counts[k])
-                print(f"{path[-28:]:28s} tau {temperature:.1f}  {counts[names.index(category)] / args.n:6.1%}"
-                      f"  ({rest}{', ' if rest else ''}empty {1 - len(drawn) / args.n:.0%})")
+                counts = torch.bincount(predict(judges, rasters(drawn, pool)), minlength=len(names)) if drawn else None
+                recognised = float(counts[names.index(category)]) / args.n if drawn else 0.0
+                degenerate = float(np.mean([is_degenerate(s, e) for s, e in zip(samples.strokes, samples.ended)]))
+                results[category, temperature] = (recognised, degenerate)
+                row += f" | {recognised:14.1%} {recognised / real[category]:5.2f} {degenerate:5.1%}"
+            print(row)
+    report(results, real, list(by_category), temperatures)
+
+
+def report(results, real, categories, temperatures):
+    """The goals per temperature, and the recommended temperature by the rule in the docstring."""
+    print()
+    eligible = []
+    for t in temperatures:
+        ratios = {c: results[c, t][0] / real[c] for c in categories}
+        missed = [f"{c} {ratios[c]:.2f}" for c in categories if ratios[c] < GOAL_RATIO]
+        degenerate = [f"{c} {results[c, t][1]:.1%}" for c in categories if results[c, t][1] > GOAL_DEGENERATE]
+        print(f"tau {t}: worst ratio {min(ratios.values()):.2f}; below {GOAL_RATIO} of real: {', '.join(missed) or 'none'}; "
+              f"above {GOAL_DEGENERATE:.0%} degenerate: {', '.join(degenerate) or 'none'}")
+        if not degenerate:
+            eligible.append((min(ratios.values()), t))
+    if eligible:
+        print(f"recommended temperature: {max(eligible)[1]}")
+    else:
+        print(f"no temperature keeps every category at {GOAL_DEGENERATE:.0%} degenerate samples or fewer")
 
 
 if __name__ == "__main__":
