@@ -6,7 +6,7 @@ through Figure directly, without pyplot's global state, so concurrent requests d
 
 import io
 
-from .stats import GRADE_LABELS, GRADES
+from .stats.frame import GRADE_LABELS, GRADES
 
 # Colour-blind-safe (ColorBrewer PRGn): greens for real, purple for fake.
 GRADE_COLOURS = {"real": "#1b7837", "possibly_real": "#a6dba0", "fake": "#9970ab"}

@@ -7,7 +7,7 @@ from . import results_views
 app_name = "results"
 urlpatterns = [
     path("", results_views.index, name="index"),
-    path("<slug:slug>/", results_views.study_results, name="study"),
+    path("<slug:slug>/", results_views.study_page, name="study"),
     path("<slug:slug>/ratings.csv", results_views.ratings_csv, name="ratings_csv"),
     path("<slug:slug>/summary.csv", results_views.summary_csv, name="summary_csv"),
     path("<slug:slug>/participants.csv", results_views.participants_csv, name="participants_csv"),

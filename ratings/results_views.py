@@ -50,11 +50,14 @@ def index(request):
 
 
 @staff_member_required
-def study_results(request, slug):
-    from . import stats
+def study_page(request, slug):
+    from .stats.exports import display_summary
+    from .stats.frame import SCORE_MAPPING
+    from .stats.results import study_results
+    from .stats.summary import best_and_worst
 
     study = get_object_or_404(Study, slug=slug)
-    results = stats.study_results(study, include_excluded=include_excluded(request))
+    results = study_results(study, include_excluded=include_excluded(request))
     context = {
         **admin.site.each_context(request),
         "title": f"Results: {study.title} ({study.slug})",
@@ -64,13 +67,13 @@ def study_results(request, slug):
         "exclusions": table(results.exclusions),
     }
     if results.has_ratings:
-        best, worst = stats.best_and_worst(results.items)
+        best, worst = best_and_worst(results.items)
         context.update(
-            summary=table(stats.display_summary(results.summary)),
+            summary=table(display_summary(results.summary)),
             charts=grade_charts(results.summary),
             best=sketches(study, best),
             worst=sketches(study, worst),
-            score_mapping=stats.SCORE_MAPPING,
+            score_mapping=SCORE_MAPPING,
         )
     return render(request, "results/study.html", context)
 
@@ -97,12 +100,12 @@ def grade_charts(summary):
 
 def sketches(study, items):
     """Item rows with their images inlined (staff only), so the page needs no image view."""
-    from . import stats
+    from .stats.exports import records
 
     images = dict(Stimulus.objects.filter(study=study, public_id__in=list(items["stimulus"]))
                   .values_list("public_id", "image"))
     found = []
-    for item in stats.records(items):
+    for item in records(items):
         path = settings.MEDIA_ROOT / images[item["stimulus"]]
         item["image"] = data_uri(path.read_bytes()) if path.is_file() else None
         found.append(item)
@@ -110,34 +113,35 @@ def sketches(study, items):
 
 
 def csv_response(frame, filename):
-    from . import stats
+    from .stats.exports import csv_text
 
-    response = HttpResponse(stats.csv_text(frame), content_type="text/csv; charset=utf-8")
+    response = HttpResponse(csv_text(frame), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
 @staff_member_required
 def ratings_csv(request, slug):
-    from . import stats
+    from .stats.exports import tidy_ratings
+    from .stats.frame import ratings_frame
 
     study = get_object_or_404(Study, slug=slug)
-    return csv_response(stats.tidy_ratings(stats.ratings_frame(study)), f"{study.slug}-ratings.csv")
+    return csv_response(tidy_ratings(ratings_frame(study)), f"{study.slug}-ratings.csv")
 
 
 @staff_member_required
 def participants_csv(request, slug):
-    from . import stats
+    from .stats.exports import participants_table
 
     study = get_object_or_404(Study, slug=slug)
-    return csv_response(stats.participants_table(study), f"{study.slug}-participants.csv")
+    return csv_response(participants_table(study), f"{study.slug}-participants.csv")
 
 
 @staff_member_required
 def summary_csv(request, slug):
-    from . import stats
+    from .stats.results import study_results
 
     study = get_object_or_404(Study, slug=slug)
-    results = stats.study_results(study, include_excluded=include_excluded(request))
+    results = study_results(study, include_excluded=include_excluded(request))
     suffix = "-including-excluded" if results.include_excluded else ""
     return csv_response(results.summary, f"{study.slug}-summary{suffix}.csv")

@@ -46,6 +46,14 @@ def make_study(db):
     return build_study
 
 
+@pytest.fixture
+def rated_study(make_study):
+    """A study six participants rated by hand (tests/results_data.py): every figure is known."""
+    from tests.results_data import build_rated_study
+
+    return build_rated_study(make_study)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def single_torch_thread():
     """The tests' models are tiny: one thread is faster than two fighting over small matmuls."""

@@ -1,8 +1,10 @@
 """Ratings built by hand for the results tests: every figure is known in advance."""
 
+import pandas as pd
 from django.utils import timezone
 
 from ratings.models import Participant, Rating, Stimulus
+from ratings.stats.frame import GRADE_SCORES
 
 GRADE = {"R": "real", "P": "possibly_real", "F": "fake"}
 # Columns of the grade strings below: real circle 0 and 1, real square 0 and 1, generated circle
@@ -52,3 +54,10 @@ def build_rated_study(make_study):
     for name, grades in UNFINISHED.items():
         add_participant(study, name, grades, finished=False, stimuli=stimuli)
     return study
+
+
+def frame_of(grades_by_rater):
+    """A counted-ratings frame from {rater: {item: R/P/F}}."""
+    rows = [{"participant": rater, "stimulus": item, "grade": GRADE[g], "score": GRADE_SCORES[GRADE[g]]}
+            for rater, items in grades_by_rater.items() for item, g in items.items()]
+    return pd.DataFrame(rows)

@@ -6,14 +6,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from ratings import stats
 from ratings.models import Participant
-from tests.results_data import build_rated_study
-
-
-@pytest.fixture
-def rated_study(make_study):
-    return build_rated_study(make_study)
+from ratings.stats.exports import PARTICIPANT_COLUMNS, TIDY_COLUMNS
+from ratings.stats.frame import FAILED_ATTENTION, GRADES, UNFINISHED
+from ratings.stats.summary import SUMMARY_COLUMNS
 
 
 def export(*args):
@@ -36,7 +32,7 @@ def test_ratings_file_has_one_row_per_rating(rated_study, tmp_path):
     out = tmp_path / "ratings.csv"
     assert export("--study", "rated", "--out", str(out)) == f"Wrote 52 ratings of study rated to {out}\n"
     ratings = pd.read_csv(out)
-    assert list(ratings.columns) == stats.TIDY_COLUMNS
+    assert list(ratings.columns) == TIDY_COLUMNS
     assert len(ratings) == 5 * 10 + 2
     assert ratings["attention_check"].sum() == 10
     tokens = dict(Participant.objects.filter(study=rated_study).values_list("prolific_pid", "token"))
@@ -48,7 +44,7 @@ def test_ratings_file_has_one_row_per_rating(rated_study, tmp_path):
     assert pd.Timestamp(first["created"]).tzinfo is not None
     by_participant = ratings.groupby("prolific_pid")["exclusion"].first()
     assert by_participant.isna().sum() == 4
-    assert (by_participant["pid-E"], by_participant["pid-F"]) == (stats.UNFINISHED, stats.FAILED_ATTENTION)
+    assert (by_participant["pid-E"], by_participant["pid-F"]) == (UNFINISHED, FAILED_ATTENTION)
 
 
 def test_ratings_file_reads_back_to_the_reports_numbers(rated_study, tmp_path):
@@ -67,7 +63,7 @@ def test_ratings_file_reads_back_to_the_reports_numbers(rated_study, tmp_path):
         row = row.iloc[0]
         assert (row["ratings"], row["raters"], row["items"]) == (
             len(group), group["participant"].nunique(), group["stimulus"].nunique())
-        for grade in stats.GRADES:
+        for grade in GRADES:
             assert row[f"share_{grade}"] == pytest.approx((group["grade"] == grade).mean())
 
 
@@ -76,7 +72,7 @@ def test_summary_file_is_the_reports_table(rated_study, tmp_path):
     assert export("--study", "rated", "--out", str(out), "--summary", "--bootstrap", "100", "--seed", "5") == \
         f"Wrote 9 summary rows of study rated to {out}\n"
     written = pd.read_csv(out)
-    assert list(written.columns) == stats.SUMMARY_COLUMNS
+    assert list(written.columns) == SUMMARY_COLUMNS
     reported = pd.DataFrame(report_json("--study", "rated", "--bootstrap", "100", "--seed", "5")["summary"])
     # Empty strings read back as missing; the numbers are the same to the last digit.
     pd.testing.assert_frame_equal(blanks(written), blanks(reported), check_dtype=False)
@@ -100,15 +96,15 @@ def test_participants_file_has_one_row_per_participant(rated_study, tmp_path):
     assert export("--study", "rated", "--out", str(out), "--participants") == \
         f"Wrote 7 participants of study rated to {out}\n"
     table = pd.read_csv(out, keep_default_na=False).set_index("prolific_pid")
-    assert list(table.reset_index().columns[[1, 0]]) == stats.PARTICIPANT_COLUMNS[:2]
+    assert list(table.reset_index().columns[[1, 0]]) == PARTICIPANT_COLUMNS[:2]
     assert list(table.index) == ["pid-A", "pid-B", "pid-C", "pid-D", "pid-F", "pid-E", "pid-G"]  # as they started
     columns = ["rated", "attention_checks", "attention_checks_failed", "exclusion"]
     assert table.loc["pid-A", columns].tolist() == [10, 2, 0, ""]
     assert table.loc["pid-A", "median_response_ms"] == "1004.5"  # of 1000..1009
-    assert table.loc["pid-F", columns].tolist() == [10, 2, 1, stats.FAILED_ATTENTION]
-    assert table.loc["pid-E", columns].tolist() == [2, 0, 0, stats.UNFINISHED]
+    assert table.loc["pid-F", columns].tolist() == [10, 2, 1, FAILED_ATTENTION]
+    assert table.loc["pid-E", columns].tolist() == [2, 0, 0, UNFINISHED]
     assert table.loc["pid-E", "finished"] == "" and pd.Timestamp(table.loc["pid-A", "finished"]).tzinfo is not None
-    assert table.loc["pid-G", columns].tolist() == [0, 0, 0, stats.UNFINISHED]
+    assert table.loc["pid-G", columns].tolist() == [0, 0, 0, UNFINISHED]
     assert table.loc["pid-G", "items"] == waiting.assignments.count() > 0
     assert table.loc["pid-G", "median_response_ms"] == "" and not table["simulated"].any()
 
@@ -118,9 +114,9 @@ def test_a_study_without_ratings_gives_headers_only(make_study, tmp_path):
     export("--study", "fresh", "--out", str(tmp_path / "r.csv"))
     export("--study", "fresh", "--out", str(tmp_path / "s.csv"), "--summary")
     export("--study", "fresh", "--out", str(tmp_path / "p.csv"), "--participants")
-    assert list(pd.read_csv(tmp_path / "r.csv").columns) == stats.TIDY_COLUMNS
-    assert list(pd.read_csv(tmp_path / "s.csv").columns) == stats.SUMMARY_COLUMNS
-    assert list(pd.read_csv(tmp_path / "p.csv").columns) == stats.PARTICIPANT_COLUMNS
+    assert list(pd.read_csv(tmp_path / "r.csv").columns) == TIDY_COLUMNS
+    assert list(pd.read_csv(tmp_path / "s.csv").columns) == SUMMARY_COLUMNS
+    assert list(pd.read_csv(tmp_path / "p.csv").columns) == PARTICIPANT_COLUMNS
 
 
 def test_replaces_the_file_whole_and_leaves_nothing_aside(rated_study, tmp_path):

@@ -2,7 +2,6 @@ import io
 import re
 import shutil
 
-import numpy as np
 import pytest
 import torch
 from django.core.management import CommandError, call_command

@@ -9,17 +9,12 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils.html import escape
 
-from ratings import stats
 from ratings.models import Participant
+from ratings.stats.frame import GRADES
 from tests.conftest import ROOT
-from tests.results_data import build_rated_study
+
 
 PAGES = ["results:index", "results:study", "results:ratings_csv", "results:summary_csv", "results:participants_csv"]
-
-
-@pytest.fixture
-def rated_study(make_study):
-    return build_rated_study(make_study)
 
 
 @pytest.fixture
@@ -105,7 +100,7 @@ def test_one_chart_per_condition_when_there_are_several(staff_client, make_study
     for rater in range(3):
         participant = Participant.objects.create(study=study, finished="2025-01-01T00:00Z")
         for position, stimulus in enumerate(stimuli):
-            participant.ratings.create(stimulus=stimulus, grade=stats.GRADES[(rater + position) % 3],
+            participant.ratings.create(stimulus=stimulus, grade=GRADES[(rater + position) % 3],
                                        response_ms=500, position=position)
     response = staff_client.get(url("results:study", "two"))
     assert [title for title, _ in response.context["charts"]][-1] == "Generated, by condition"

@@ -4,13 +4,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from ratings import stats
-from tests.results_data import GRADES_BY_PARTICIPANT, ORDER, add_participant, build_rated_study
-
-
-@pytest.fixture
-def rated_study(make_study):
-    return build_rated_study(make_study)
+from ratings.stats.frame import ATTENTION_RULE
+from ratings.stats.results import study_results
+from tests.results_data import GRADES_BY_PARTICIPANT, ORDER, add_participant
 
 
 def report(*args):
@@ -21,7 +17,7 @@ def report(*args):
 
 def test_report_starts_with_the_headline_and_shows_every_section(rated_study):
     text = report("--study", "rated", "--bootstrap", "200")
-    results = stats.study_results(rated_study, bootstrap=200)
+    results = study_results(rated_study, bootstrap=200)
     lines = text.splitlines()
     assert lines[0] == "Study rated: Sketch study"
     assert lines[2] == "Headline (shares of ratings)"
@@ -30,7 +26,7 @@ def test_report_starts_with_the_headline_and_shows_every_section(rated_study):
     for sentence in (results.headline["generated"]["sentence"], results.headline["real"]["sentence"],
                      results.headline["discrimination_error"]["sentence"],
                      results.agreement["krippendorff"]["sentence"], results.agreement["fleiss"]["sentence"],
-                     stats.ATTENTION_RULE):
+                     ATTENTION_RULE):
         assert sentence in flat
     for section in ("Stimuli by source, category and condition", "Excluded participants (left out;",
                     "Grade shares by source, category and condition", "Agreement between raters",
@@ -64,7 +60,7 @@ def test_json_is_one_object_with_everything(rated_study):
     assert data["participants"]["counted_ratings"] == 32
     assert data["exclusions"][-1] == {"reason": "any reason", "participants": 2, "ratings": 10}
     assert data["method"]["seed"] == 3 and data["method"]["resamples"] == 100
-    assert data == stats.study_results(rated_study, bootstrap=100, seed=3).as_dict()
+    assert data == study_results(rated_study, bootstrap=100, seed=3).as_dict()
 
 
 def test_a_study_without_ratings_shows_its_stimuli(make_study):

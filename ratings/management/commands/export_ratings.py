@@ -4,7 +4,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ratings import stats
+from ratings.stats.exports import csv_text, participants_table, tidy_ratings
+from ratings.stats.frame import ratings_frame
+from ratings.stats.results import study_results
 
 from .study_report import add_results_arguments, study_from_options
 
@@ -50,17 +52,17 @@ class Command(BaseCommand):
             raise CommandError(f"The folder {out.parent} does not exist.")
 
         if opts["summary"]:
-            table = stats.study_results(study, include_excluded=opts["include_excluded"],
+            table = study_results(study, include_excluded=opts["include_excluded"],
                                         bootstrap=opts["bootstrap"], seed=opts["seed"]).summary
             what = "summary rows"
         elif opts["participants"]:
-            table = stats.participants_table(study)
+            table = participants_table(study)
             what = "participants"
         else:
-            table = stats.tidy_ratings(stats.ratings_frame(study))
+            table = tidy_ratings(ratings_frame(study))
             what = "ratings"
         try:
-            write_atomically(out, stats.csv_text(table))
+            write_atomically(out, csv_text(table))
         except OSError as error:
             raise CommandError(f"Could not write {out}: {error}") from None
         self.stdout.write(f"Wrote {len(table)} {what} of study {study.slug} to {out}")

@@ -1,10 +1,16 @@
+"""study_report: print a study's results (or them as JSON)."""
+
 import textwrap
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ratings import stats
 from ratings.database import require_migrated_database
 from ratings.models import Study
+from ratings.stats.bootstrap import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from ratings.stats.exports import display_summary, to_json
+from ratings.stats.frame import SCORE_MAPPING
+from ratings.stats.results import study_results
+from ratings.stats.summary import best_and_worst
 
 
 def positive(value):
@@ -15,16 +21,16 @@ def positive(value):
 
 
 def add_results_arguments(parser, applies_to=""):
-    """--study and the options of stats.study_results, shared with export_ratings --summary."""
+    """--study and the options of study_results, shared with export_ratings --summary."""
     parser.add_argument("--study", required=True, help="the study's slug")
     parser.add_argument("--include-excluded", action="store_true",
                         help=f"{applies_to}count unfinished participants and those who failed an attention check "
                              "(attention-check ratings are never counted)")
-    parser.add_argument("--bootstrap", type=positive, default=stats.DEFAULT_BOOTSTRAP,
+    parser.add_argument("--bootstrap", type=positive, default=DEFAULT_BOOTSTRAP,
                         help=f"{applies_to}bootstrap resamples for the confidence intervals "
-                             f"(default {stats.DEFAULT_BOOTSTRAP})")
-    parser.add_argument("--seed", type=int, default=stats.DEFAULT_SEED,
-                        help=f"{applies_to}bootstrap seed, so reports repeat (default {stats.DEFAULT_SEED})")
+                             f"(default {DEFAULT_BOOTSTRAP})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help=f"{applies_to}bootstrap seed, so reports repeat (default {DEFAULT_SEED})")
 
 
 def study_from_options(opts):
@@ -61,10 +67,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         study = study_from_options(opts)
-        results = stats.study_results(study, include_excluded=opts["include_excluded"],
+        results = study_results(study, include_excluded=opts["include_excluded"],
                                       bootstrap=opts["bootstrap"], seed=opts["seed"])
         if opts["json"]:
-            self.stdout.write(stats.to_json(results))
+            self.stdout.write(to_json(results))
         else:
             self.stdout.write(report_text(results))
 
@@ -103,14 +109,14 @@ def report_text(results):
     ]
     if results.has_ratings:
         agreement = results.agreement
-        best, worst = stats.best_and_worst(results.items)
+        best, worst = best_and_worst(results.items)
         lines += [
-            "Grade shares by source, category and condition", table(stats.display_summary(results.summary)), "",
+            "Grade shares by source, category and condition", table(display_summary(results.summary)), "",
             "Agreement between raters",
             wrapped(agreement["krippendorff"]["sentence"]),
             wrapped(agreement["fleiss"]["sentence"]),
             "",
-            f"Best-rated generated sketches (mean grade, {stats.SCORE_MAPPING})", table(item_table(best)), "",
+            f"Best-rated generated sketches (mean grade, {SCORE_MAPPING})", table(item_table(best)), "",
             "Worst-rated generated sketches", table(item_table(worst)), "",
             "Method",
             wrapped(method["bootstrap"] + f" {method['resamples']} resamples, seed {method['seed']}."),

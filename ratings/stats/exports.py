@@ -1,0 +1,114 @@
+"""The results as files and text: the tidy ratings CSV, the participants CSV, the summary table for
+people, and JSON."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+from django.db.models import Count
+
+from ratings.models import Assignment, Participant
+
+from .frame import ATTENTION_EXPECTED_GRADE, GRADE_LABELS, GRADES, exclusion_reasons, is_simulated, ratings_frame
+from .headline import pct
+
+
+TIDY_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_session_id", "simulated", "stimulus",
+                "category", "source", "condition", "checkpoint", "checkpoint_sha256", "temperature", "mode",
+                "reject_degenerate", "grade", "score", "response_ms", "position", "created", "attention_check",
+                "exclusion"]
+
+
+def tidy_ratings(frame):
+    """ratings_frame as the tidy export: one row per rating, attention checks and excluded
+    participants included (flagged by `attention_check` and `exclusion`), so the file is the
+    whole raw record and the report's numbers are its rows with neither flag."""
+    tidy = frame[TIDY_COLUMNS].copy()
+    tidy["created"] = [timestamp.isoformat() for timestamp in tidy["created"]]
+    return tidy
+
+
+PARTICIPANT_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_session_id", "simulated",
+                       "consented", "started", "finished", "items", "rated", "attention_checks",
+                       "attention_checks_failed", "median_response_ms", "exclusion"]
+
+
+def participants_table(study):
+    """One row per participant, those who never rated included: their ids, when they consented,
+    started and finished, how many of their items (attention checks included) they rated, how
+    many attention checks they got and failed, and their exclusion. The file to approve or
+    reject submissions by on a recruitment site."""
+    participants = pd.DataFrame(list(
+        Participant.objects.filter(study=study).order_by("started", "pk")
+        .values_list("token", "prolific_pid", "external_study_id", "external_session_id", "consented", "started",
+                     "finished")), columns=["participant", "prolific_pid", "external_study_id", "external_session_id",
+                                            "consented", "started", "finished"])
+    # The exclusion rules want `finished` as a flag; one participants query serves both.
+    flagged = participants.assign(finished=participants["finished"].notna())
+    ratings = ratings_frame(study, flagged)
+    items = dict(Assignment.objects.filter(participant__study=study).values_list("participant__token")
+                 .annotate(n=Count("pk")).order_by())
+    checks = ratings[ratings["attention_check"]]
+    by_participant = ratings.groupby("participant")
+    reasons = exclusion_reasons(flagged, ratings)
+    tokens = participants["participant"]
+    table = participants.assign(
+        simulated=is_simulated(participants["prolific_pid"]),
+        items=tokens.map(items).fillna(0).astype(int),
+        rated=tokens.map(by_participant.size()).fillna(0).astype(int),
+        attention_checks=tokens.map(checks.groupby("participant").size()).fillna(0).astype(int),
+        attention_checks_failed=tokens.map(checks[checks["grade"] != ATTENTION_EXPECTED_GRADE]
+                                           .groupby("participant").size()).fillna(0).astype(int),
+        median_response_ms=tokens.map(by_participant["response_ms"].median()).astype("Float64"),
+        exclusion=tokens.map(reasons).fillna(""),
+    )
+    for column in ("consented", "started", "finished"):
+        table[column] = [timestamp.isoformat() if pd.notna(timestamp) else "" for timestamp in table[column]]
+    return table[PARTICIPANT_COLUMNS]
+
+
+def display_summary(summary):
+    """The summary table as text for people: shares in percent, intervals as low-high."""
+    def interval(low, high):
+        return f"{pct(low)}-{pct(high)}" if pd.notna(low) else "n/a"
+
+    return pd.DataFrame({
+        "level": summary["level"], "source": summary["source"], "category": summary["category"],
+        "condition": summary["condition"], "ratings": summary["ratings"], "raters": summary["raters"],
+        "items": summary["items"],
+        **{GRADE_LABELS[grade].lower(): summary[f"share_{grade}"].map(pct) for grade in GRADES},
+        "real or possibly": summary["share_real_or_possibly"].map(pct),
+        "95% CI (real or possibly)": [interval(*b) for b in zip(summary["real_or_possibly_ci_low"], summary["real_or_possibly_ci_high"])],
+        "95% CI (real)": [interval(*b) for b in zip(summary["real_ci_low"], summary["real_ci_high"])],
+    })
+
+
+def csv_text(frame):
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def records(frame):
+    return [{key: _native(value) for key, value in row.items()} for row in frame.to_dict("records")]
+
+
+def _native(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NA:
+        return None
+    return value
+
+
+def json_ready(value):
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    return _native(value)
+
+
+def to_json(results):
+    return json.dumps(results.as_dict(), indent=2, allow_nan=False)

@@ -1,0 +1,142 @@
+"""A study's ratings as a tidy pandas DataFrame, one row per rating, read from the database in one
+query, with each participant's exclusion (unfinished, failed attention check) beside them."""
+
+import pandas as pd
+
+from ratings.models import Participant, Rating, Stimulus
+
+
+GRADES = ["real", "possibly_real", "fake"]
+GRADE_LABELS = {"real": "Real", "possibly_real": "Possibly real", "fake": "Fake"}
+# Per-item scores and Krippendorff's ordinal alpha use this order of the grades.
+GRADE_SCORES = {"fake": 0, "possibly_real": 1, "real": 2}
+SCORE_MAPPING = "real = 2, possibly real = 1, fake = 0"
+ATTENTION_EXPECTED_GRADE = "fake"  # the instructions tell participants to grade catch trials Fake
+UNFINISHED = "unfinished"
+FAILED_ATTENTION = "failed attention check"
+ATTENTION_RULE = "a participant fails the attention checks if they graded any attention-check sketch other than Fake"
+UNFINISHED_RULE = "a participant is unfinished if they never reached the end of the study"
+
+
+def condition_label(checkpoint_name, checkpoint_sha256, temperature, mode, reject_degenerate):
+    label = f"{checkpoint_name} ({checkpoint_sha256[:8]}) t={temperature:g} {mode}"
+    return label + (" rejecting degenerate" if reject_degenerate else "")
+
+
+def fails_attention(attention_grades):
+    """The attention-check rule (ATTENTION_RULE), given one participant's attention-check grades."""
+    return bool((pd.Series(attention_grades) != ATTENTION_EXPECTED_GRADE).any())
+
+
+RATING_FIELDS = {
+    "participant": "participant__token",
+    "prolific_pid": "participant__prolific_pid",
+    "external_study_id": "participant__external_study_id",
+    "external_session_id": "participant__external_session_id",
+    "finished": "participant__finished",
+    "stimulus": "stimulus__public_id",
+    "category": "stimulus__category",
+    "source": "stimulus__source",
+    "condition_id": "stimulus__condition_id",
+    "checkpoint": "stimulus__condition__checkpoint_name",
+    "checkpoint_sha256": "stimulus__condition__checkpoint_sha256",
+    "temperature": "stimulus__condition__temperature",
+    "mode": "stimulus__condition__mode",
+    "reject_degenerate": "stimulus__condition__reject_degenerate",
+    "grade": "grade",
+    "response_ms": "response_ms",
+    "position": "position",
+    "created": "created",
+}
+
+
+def participants_frame(study):
+    rows = Participant.objects.filter(study=study).values_list("token", "finished")
+    frame = pd.DataFrame(list(rows), columns=["participant", "finished"])
+    frame["finished"] = frame["finished"].notna()
+    return frame
+
+
+def is_simulated(prolific_pids):
+    return prolific_pids.str.startswith(Participant.SIMULATED_PID_PREFIX).astype(bool)
+
+
+def ratings_frame(study, participants=None):
+    """Every rating of the study, one row each, with its participant's exclusion ("" if none).
+
+    Columns: those of RATING_FIELDS (with `finished` a boolean), plus `simulated` (a dry run's
+    participant, see simulate_participants), `condition` (a label,
+    "" for real sketches and attention checks), `score` (SCORE_MAPPING), `attention_check` and
+    `exclusion` (the reasons, joined by "; ").
+    """
+    rows = (Rating.objects.filter(participant__study=study)
+            .order_by("participant__started", "participant_id", "position")
+            .values_list(*RATING_FIELDS.values()))
+    frame = pd.DataFrame(list(rows), columns=list(RATING_FIELDS))
+    frame["finished"] = frame["finished"].notna()
+    frame["simulated"] = is_simulated(frame["prolific_pid"])
+    frame["temperature"] = frame["temperature"].astype(float)
+    frame["response_ms"] = frame["response_ms"].astype("Int64")  # may be missing (no JavaScript)
+    frame["condition_id"] = frame["condition_id"].astype("Int64")
+    frame["condition"] = [
+        condition_label(*fields) if pd.notna(fields[2]) else ""
+        for fields in zip(frame["checkpoint"], frame["checkpoint_sha256"], frame["temperature"],
+                          frame["mode"], frame["reject_degenerate"])
+    ]
+    for column in ("checkpoint", "checkpoint_sha256", "mode"):
+        frame[column] = frame[column].fillna("")
+    frame["score"] = frame["grade"].map(GRADE_SCORES).astype(int)
+    frame["attention_check"] = frame["source"] == Stimulus.Source.ATTENTION
+    reasons = exclusion_reasons(participants if participants is not None else participants_frame(study), frame)
+    frame["exclusion"] = [reasons.get(token, "") for token in frame["participant"]]
+    return frame
+
+
+def exclusion_reasons(participants, ratings):
+    """{participant token: "; "-joined reasons} for every participant with at least one reason."""
+    failed = (ratings[ratings["attention_check"]].groupby("participant")["grade"].agg(fails_attention))
+    failed_tokens = set(failed[failed].index)
+    reasons = {}
+    for token, finished in zip(participants["participant"], participants["finished"]):
+        found = ([] if finished else [UNFINISHED]) + ([FAILED_ATTENTION] if token in failed_tokens else [])
+        if found:
+            reasons[token] = "; ".join(found)
+    return reasons
+
+
+def exclusion_table(participants, frame):
+    """Excluded participants and their (non-attention) ratings, by reason and in total."""
+    reasons = exclusion_reasons(participants, frame)
+    metric = frame[~frame["attention_check"]]
+    rows = []
+    for reason in (UNFINISHED, FAILED_ATTENTION, None):
+        tokens = [token for token, found in reasons.items() if reason is None or reason in found.split("; ")]
+        rows.append({"reason": reason or "any reason", "participants": len(tokens),
+                     "ratings": int(metric["participant"].isin(tokens).sum())})
+    return pd.DataFrame(rows)
+
+
+def counted_ratings(frame, include_excluded=False):
+    """The ratings the metric counts: never attention checks; excluded participants only if asked."""
+    keep = ~frame["attention_check"]
+    if not include_excluded:
+        keep &= frame["exclusion"] == ""
+    return frame[keep].reset_index(drop=True)
+
+
+def stimulus_counts(study):
+    """Stimuli by source, category and condition (attention checks by kind)."""
+    rows = (Stimulus.objects.filter(study=study)
+            .values_list("source", "category", "dataset_file", "condition__checkpoint_name",
+                         "condition__checkpoint_sha256", "condition__temperature", "condition__mode",
+                         "condition__reject_degenerate"))
+    counts = {}
+    for source, category, dataset_file, *condition in rows:
+        if source == Stimulus.Source.ATTENTION:
+            category = f"({dataset_file or 'check'})"
+        label = condition_label(*condition) if condition[0] is not None else ""
+        counts[(source, category, label)] = counts.get((source, category, label), 0) + 1
+    frame = pd.DataFrame([(*key, n) for key, n in counts.items()],
+                         columns=["source", "category", "condition", "stimuli"])
+    frame["source"] = pd.Categorical(frame["source"], categories=Stimulus.Source.values, ordered=True)
+    return frame.sort_values(["source", "condition", "category"]).reset_index(drop=True)
