@@ -1,3 +1,4 @@
+import statistics
 import struct
 import zipfile
 
@@ -6,6 +7,10 @@ import torch
 
 from generator.checkpoint import CheckpointError, load_model, save_checkpoint
 from generator.model import Config, SketchRNN
+from generator.sample import sample
+from tests.conftest import ROOT
+
+COMMITTED = sorted((ROOT / "fixtures").glob("*/*.pt"))
 
 
 def write_model(path):
@@ -78,3 +83,15 @@ def test_weights_that_do_not_fit_the_config(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_model(tmp_path / "none.pt")
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_every_committed_checkpoint_loads_every_weight_under_its_own_name(path):
+    model, payload = load_model(path)
+    weights = model.state_dict()
+    assert list(weights) == list(payload["model"])
+    for name, value in payload["model"].items():
+        assert torch.equal(weights[name], value), name
+    # Trained weights draw sketches of tens of points that end; random ones end within a few points.
+    samples = sample(model, n=8, temperature=0.5, generator=torch.Generator().manual_seed(0))
+    assert samples.ended.all() and statistics.median(map(len, samples.strokes)) >= 30

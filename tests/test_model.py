@@ -6,11 +6,8 @@ import torch
 from scipy.stats import multivariate_normal
 
 from generator.data import load_sketch_data, stroke5_batch
-from generator import model as model_module
 from generator.model import (
     Config,
-    FusedLSTM,
-    LayerNormLSTM,
     SketchRNN,
     kl_loss,
     make_config,
@@ -106,76 +103,29 @@ def test_reverse_within_length():
     assert out[1, :, 0].tolist() == [9, 8, 7, 6, 5]
 
 
-def test_fused_lstm_in_chunks_equals_one_call(monkeypatch):
-    torch.manual_seed(0)
-    lstm = FusedLSTM(5, 16)
-    x = torch.randn(4, 23, 5, requires_grad=True)
-    state = (torch.randn(4, 16), torch.randn(4, 16))
-
-    def outputs_and_gradients(chunk_bytes):
-        monkeypatch.setattr(model_module, "CPU_CHUNK_BYTES", chunk_bytes)
-        lstm.zero_grad()
-        x.grad = None
-        out, (h, c) = lstm(x, state)
-        (out.square().sum() + h.sum() + c.sum()).backward()
-        return [out, h, c, x.grad] + [p.grad.clone() for p in lstm.parameters()]
-
-    chunked = outputs_and_gradients(4 * 4 * 16 * 4 * 5)  # 5 steps per call: 5 calls, the last one short
-    whole = outputs_and_gradients(1 << 40)
-    for a, b in zip(chunked, whole):
-        torch.testing.assert_close(a, b)
-
-
-def cell_outputs_and_gradients(cell, forward, leaf):
-    """forward() -> (outputs, state) of cell; returns the outputs and the gradients of a loss on
-    them with respect to `leaf` and to the cell's parameters, with the same dropout masks each call."""
-    cell.zero_grad()
-    leaf.grad = None
-    torch.manual_seed(1)
-    out, (h, c) = forward()
-    (out.square().sum() + c.sum()).backward()
-    return [out, leaf.grad] + [p.grad.clone() for p in cell.parameters()]
-
-
-@pytest.mark.parametrize("training", [False, True])
-@pytest.mark.parametrize("steps_per_chunk", [4, 9])
-def test_layer_norm_lstm_gradients_equal_plain_autograd(training, steps_per_chunk, monkeypatch):
-    """forward computes w_hh's gradient in one matmul per chunk of steps (9 steps: chunks of
-    4, 4 and 1, or one chunk); it must equal what autograd gives when every step multiplies
-    by w_hh itself."""
-    monkeypatch.setattr(model_module, "CPU_CHUNK_BYTES", 2 * 3 * 4 * 12 * 8 * steps_per_chunk)
-    torch.manual_seed(0)
-    cell = LayerNormLSTM(5, 12, groups=2, dropout=0.3).double().train(training)
-    x = torch.randn(2, 3, 9, 5, dtype=torch.float64)
-    h0 = torch.randn(2, 3, 12, dtype=torch.float64, requires_grad=True)
-    c0 = torch.randn(2, 3, 12, dtype=torch.float64)
-
-    def plain_forward():
-        h, c = h0, c0
-        outputs = []
-        x_projs = cell.project_inputs(x).unbind(2)
-        for x_proj, keep in zip(x_projs, cell.dropout_masks(len(x_projs), h)):
-            h, c = cell.step(x_proj, h, c, keep)
-            outputs.append(h)
-        return torch.stack(outputs, dim=2), (h, c)
-
-    fused = cell_outputs_and_gradients(cell, lambda: cell(x, (h0, c0)), h0)
-    for a, b in zip(fused, cell_outputs_and_gradients(cell, plain_forward, h0)):
-        torch.testing.assert_close(a, b)
-
-
-def test_layer_norm_lstm_static_inputs_equal_the_same_inputs_at_every_step():
-    """The decoder's z is projected once (`static`); outputs and gradients must equal those of z
-    repeated at every step of the input."""
-    torch.manual_seed(0)
-    cell = LayerNormLSTM(5 + 4, 12, dropout=0.3).double().train()
-    strokes = torch.randn(1, 3, 9, 5, dtype=torch.float64)
-    z = torch.randn(1, 3, 4, dtype=torch.float64, requires_grad=True)
-    state = (torch.randn(1, 3, 12, dtype=torch.float64), torch.randn(1, 3, 12, dtype=torch.float64))
-    repeated = lambda: cell(torch.cat([strokes, z[:, :, None].expand(-1, -1, 9, -1)], dim=3), state)
-    static = cell_outputs_and_gradients(cell, lambda: cell(strokes, state, static=z), z)
-    for a, b in zip(static, cell_outputs_and_gradients(cell, repeated, z)):
-        torch.testing.assert_close(a, b)
+def test_the_fused_cells_checkpoint_names_its_encoder_directions_enc_fwd_and_enc_bwd(fixture_data_dir):
+    """Checkpoints of the fused cell hold two nn.LSTMs, enc_fwd and enc_bwd: z's mean computed
+    from them directly (enc_fwd reading each drawing, enc_bwd reading it reversed) is the model's."""
+    model = tiny_model("lstm").eval()
+    weights = model.state_dict()
+    assert [k for k in weights if k.startswith("enc")] == [
+        f"enc_{direction}.lstm.{name}_l0" for direction in ("fwd", "bwd")
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    drawing = torch.from_numpy(stroke5_batch(load_sketch_data(["circle"], fixture_data_dir).splits["test"][:1])[0][:, 1:])
+    last_outputs = []
+    for direction, strokes in (("fwd", drawing), ("bwd", drawing.flip(1))):
+        lstm = torch.nn.LSTM(5, TINY["enc_size"], batch_first=True)
+        lstm.load_state_dict({k.removeprefix(f"enc_{direction}.lstm."): v for k, v in weights.items()
+                              if k.startswith(f"enc_{direction}.")})
+        last_outputs.append(lstm(strokes)[0][:, -1])
+    with torch.no_grad():
+        _, mu, _ = model.encode(drawing, torch.tensor([drawing.shape[1]]))
+        torch.testing.assert_close(mu, model.to_mu(torch.cat(last_outputs, dim=1)))
+    # ...and a model loads them back.
+    other = tiny_model("lstm", seed=1)
+    other.load_state_dict(weights)
+    for name, value in other.state_dict().items():
+        torch.testing.assert_close(value, weights[name], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
@@ -200,8 +150,7 @@ def test_output_dropout_drops_decoder_outputs_in_training_only(cell, fixture_dat
     batch, lengths = stroke5_batch(load_sketch_data(["circle"], fixture_data_dir).splits["test"][:4])
     inputs = torch.from_numpy(batch[:, :-1])
     state = model.initial_state(None, 4, "cpu")
-    hidden, _ = plain.dec(inputs, state) if cell == "lstm" else plain.dec(inputs[None], tuple(s[None] for s in state))
-    hidden = hidden if cell == "lstm" else hidden[0]
+    hidden = plain.dec(inputs[None], tuple(s[None] for s in state))[0][0]
     # In training each decoder output is zeroed (and the rest scaled by 2) before the mixture layer...
     raw, _ = model.train().decode(inputs, None, state, generator=torch.Generator().manual_seed(1))
     kept = (torch.rand(hidden.shape, generator=torch.Generator().manual_seed(1)) < 0.5) / 0.5

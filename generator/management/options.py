@@ -1,5 +1,7 @@
 """Checks of the command-line options that the generator's commands share."""
 
+from dataclasses import fields
+
 from django.core.management.base import CommandError
 
 
@@ -21,3 +23,30 @@ def check_seed(seed):
     """Seeds are stored in 64-bit signed database columns and given to numpy, which refuses negatives."""
     if not 0 <= seed < 2**63:
         raise CommandError(f"--seed must be between 0 and {2**63 - 1}")
+
+
+VALUE_KINDS = {int: "an integer", float: "a number", str: "a word"}
+
+
+def parse_overrides(assignments):
+    """--set's ["recurrent_dropout=0.2", ...] -> {"recurrent_dropout": 0.2, ...}, typed as Config's fields."""
+    from generator.model import Config  # torch: only for the commands that take --set
+
+    types = {f.name: f.type for f in fields(Config) if f.name != "categories"}
+    overrides = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or key not in types:
+            raise ValueError(f"cannot set '{assignment}': use KEY=VALUE with KEY one of {', '.join(types)}")
+        kind = types[key]
+        if kind is bool:
+            if text not in ("true", "false"):
+                raise ValueError(f"cannot set '{assignment}': {key} takes true or false")
+            value = text == "true"
+        else:
+            try:
+                value = kind(text)
+            except ValueError:
+                raise ValueError(f"cannot set '{assignment}': {key} takes {VALUE_KINDS[kind]}") from None
+        overrides[key] = value
+    return overrides

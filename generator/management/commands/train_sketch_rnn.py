@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from generator.checkpoint import CheckpointError, load_checkpoint, resolve_device
 from generator.data import SketchDataError, available_categories, data_folders, load_sketch_data
-from generator.management.options import check_seed, parse_categories
-from generator.model import CELLS, PRESETS, Config, make_config, parse_overrides
+from generator.management.options import check_seed, parse_categories, parse_overrides
+from generator.model import CELLS, PRESETS, Config, make_config
 from generator.train import Run
 
 
