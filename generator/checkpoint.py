@@ -1,8 +1,12 @@
 """Checkpoint files: written atomically, read without running arbitrary pickles.
 
 A checkpoint is a dict with `format` = FORMAT, the model's config, its weights, the data scale
-factor and n_max, the step, and for training checkpoints (last.pt) the optimiser, the random
-number generators and the batcher, so a run resumes exactly where it stopped.
+factor and n_max, the step, and for training checkpoints (last.pt) the training state
+(TRAINING_STATE: the optimiser, the random number generators and the batcher...), so a run
+resumes exactly where it stopped.
+
+Which files this version reads: the weights and config of every format in WEIGHTS_FORMATS (for
+sampling, evaluation and --init-from); the training state of FORMAT only (to resume a run).
 """
 
 import hashlib
@@ -16,7 +20,11 @@ import torch
 
 from .model import Config, SketchRNN
 
-FORMAT = "sketchlab.sketch_rnn/1"
+FORMAT = "sketchlab.sketch_rnn/2"
+# Format 1 holds the same weights and config; its training states may lack parts of format 2's
+# (the seed, the shards' generators, the training losses since the last metrics row).
+WEIGHTS_FORMATS = ("sketchlab.sketch_rnn/1", FORMAT)
+TRAINING_STATE = ("optimizer", "ema", "rng", "seconds", "best_loss", "window", "seed")
 
 
 class CheckpointError(Exception):
@@ -63,11 +71,26 @@ def load_checkpoint(path, map_location="cpu"):
     except Exception as e:  # torch raises many kinds (KeyError, RuntimeError, UnpicklingError...) for bad files
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint ({first_line})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") not in WEIGHTS_FORMATS:
         raise CheckpointError(f"{path}: not a Sketchlab Sketch-RNN checkpoint (expected format {FORMAT})")
     for key in ("config", "model", "scale_factor", "n_max", "step"):
         if key not in payload:
             raise CheckpointError(f"{path}: checkpoint lacks '{key}'")
+    return payload
+
+
+def load_training_checkpoint(path, map_location="cpu"):
+    """The checkpoint dict of a run to resume: a last.pt of this format, with a training state."""
+    payload = load_checkpoint(path, map_location)
+    if payload["format"] != FORMAT:
+        raise CheckpointError(f"{path}: is a checkpoint of format {payload['format']}, whose training state this "
+                              f"version does not resume (it resumes format {FORMAT}); finish that run with the "
+                              "version that started it, or start a new run from its weights with --init-from")
+    missing = [key for key in TRAINING_STATE if key not in payload]
+    if "optimizer" in missing:
+        raise CheckpointError(f"{path}: holds weights only and cannot resume training")
+    if missing:
+        raise CheckpointError(f"{path}: lacks part of a training state ({', '.join(missing)}); it cannot resume a run")
     return payload
 
 

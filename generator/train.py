@@ -6,7 +6,7 @@ A resumed run continues exactly as an uninterrupted one would have.
 
 On the CPU each step splits its batch into shards (one per thread, see shard_count) whose forward
 and backward passes run side by side; together they give exactly the whole batch's loss and
-gradient. With one thread there is one shard, and a run repeats what it did before shards existed.
+gradient.
 
 With `ema_decay` > 0 the run also keeps an exponential moving average of the weights after every
 step; that average is what is validated and what best.pt holds (on 2000 drawings its validation
@@ -24,7 +24,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .checkpoint import CheckpointError, load_checkpoint, load_initial_weights, model_from_checkpoint, save_checkpoint
+from .checkpoint import (CheckpointError, load_initial_weights, load_training_checkpoint, model_from_checkpoint,
+                         save_checkpoint)
 from .data import BucketBatcher, drop_points, mirror, random_scale, stroke5_batch
 from .model import Config, SketchRNN, kl_loss, reconstruction_loss, total_loss
 
@@ -182,9 +183,7 @@ class Run:
         save_checkpoint({**self._common_payload(self.validated_model), "valid": valid}, self.out_dir / "best.pt")
 
     def _restore(self, path):
-        payload = load_checkpoint(path, map_location=self.device)
-        if "optimizer" not in payload:
-            raise CheckpointError(f"{path}: holds weights only and cannot resume training")
+        payload = load_training_checkpoint(path, map_location=self.device)
         try:
             saved = Config.from_dict(payload["config"])
         except (KeyError, TypeError, ValueError) as e:
@@ -203,8 +202,8 @@ class Run:
             if not (isinstance(self.step, int) and self.step >= 0 and isinstance(self.seconds, (int, float))
                     and isinstance(self.best_loss, (int, float))):
                 raise ValueError("step, seconds or best_loss is not a number")
-            self.window = [tuple(losses) for losses in payload.get("window", [])]  # absent from older runs
-            self.seed = payload.get("seed", self.seed)
+            self.window = [tuple(losses) for losses in payload["window"]]
+            self.seed = payload["seed"]
             rng = payload["rng"]
             torch.set_rng_state(rng["torch"].cpu())
             if rng["cuda"] and self.device.type == "cuda":  # a GPU run may go on on the CPU, and back
@@ -212,8 +211,8 @@ class Run:
             self.aug_rng.bit_generator.state = rng["numpy_augment"]
             if self.device.type == "cpu" and not rng["cuda"]:
                 # Still on the CPU: the same shards as before, whatever the threads now, so the run
-                # goes on exactly. Runs saved before batches were split have no "shards": one.
-                saved_shards = rng.get("shards", [])
+                # goes on exactly.
+                saved_shards = rng["shards"]
                 self._use_shards(len(saved_shards) + 1, self.step)
                 for generator, state in zip(self.shard_generators[1:], saved_shards):
                     generator.set_state(state)

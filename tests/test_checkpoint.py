@@ -5,9 +5,12 @@ import zipfile
 import pytest
 import torch
 
-from generator.checkpoint import CheckpointError, load_model, save_checkpoint
+from generator.checkpoint import (CheckpointError, load_checkpoint, load_initial_weights, load_model,
+                                  load_training_checkpoint, save_checkpoint)
+from generator.data import load_sketch_data
 from generator.model import Config, SketchRNN
 from generator.sample import sample
+from generator.train import Run
 from tests.conftest import ROOT
 
 COMMITTED = sorted((ROOT / "fixtures").glob("*/*.pt"))
@@ -95,3 +98,41 @@ def test_every_committed_checkpoint_loads_every_weight_under_its_own_name(path):
     # Trained weights draw sketches of tens of points that end; random ones end within a few points.
     samples = sample(model, n=8, temperature=0.5, generator=torch.Generator().manual_seed(0))
     assert samples.ended.all() and statistics.median(map(len, samples.strokes)) >= 30
+
+
+@pytest.fixture
+def run_folder(fixture_data_dir, tmp_path):
+    """A run of 2 steps: its best.pt and last.pt."""
+    config = Config(categories=("circle",), enc_size=8, dec_size=8, z_size=4, num_mixture=2, batch_size=10, eval_every=2)
+    Run(config, load_sketch_data(["circle"], fixture_data_dir), tmp_path / "run", "cpu").train(2)
+    return tmp_path / "run"
+
+
+def relabel(path, format):
+    torch.save({**load_checkpoint(path), "format": format}, path)
+
+
+def test_format_1_weights_load_for_sampling_and_to_start_a_run_but_its_training_state_does_not_resume(run_folder):
+    for name in ("best.pt", "last.pt"):
+        relabel(run_folder / name, "sketchlab.sketch_rnn/1")
+    model, _ = load_model(run_folder / "best.pt")
+    load_initial_weights(SketchRNN(model.config), run_folder / "best.pt")
+    with pytest.raises(CheckpointError, match="last.pt: is a checkpoint of format sketchlab.sketch_rnn/1, whose "
+                                              "training state this version does not resume"):
+        load_training_checkpoint(run_folder / "last.pt")
+
+
+def test_weights_only_or_a_partial_training_state_does_not_resume(run_folder):
+    with pytest.raises(CheckpointError, match="best.pt: holds weights only and cannot resume training"):
+        load_training_checkpoint(run_folder / "best.pt")
+    payload = load_checkpoint(run_folder / "last.pt")
+    del payload["seed"], payload["window"]
+    save_checkpoint(payload, run_folder / "last.pt")
+    with pytest.raises(CheckpointError, match=r"last.pt: lacks part of a training state \(window, seed\)"):
+        load_training_checkpoint(run_folder / "last.pt")
+
+
+def test_an_unknown_format_is_refused(run_folder):
+    relabel(run_folder / "best.pt", "sketchlab.sketch_rnn/3")
+    with pytest.raises(CheckpointError, match="not a Sketchlab Sketch-RNN checkpoint"):
+        load_model(run_folder / "best.pt")

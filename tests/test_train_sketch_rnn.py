@@ -103,18 +103,6 @@ def test_a_resumed_run_keeps_its_shards_whatever_the_threads(data, tmp_path):
         torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
 
 
-def test_a_run_saved_before_batches_were_split_resumes_in_one_shard(data, tmp_path):
-    config = Config(categories=("circle", "square"), **TINY)
-    Run(config, data, tmp_path, "cpu", shards=1).train(3)
-    payload = load_checkpoint(tmp_path / "last.pt")
-    del payload["rng"]["shards"]
-    save_checkpoint(payload, tmp_path / "last.pt")
-    resumed = Run(config, data, tmp_path, "cpu", resume=True, shards=2)
-    assert resumed.shards == 1
-    resumed.train(6)
-    assert [row["step"] for row in metrics(tmp_path)] == ["3", "6"]
-
-
 def test_with_ema_the_moving_average_is_validated_and_kept_as_best(data, tmp_path):
     config = Config(categories=("circle", "square"), cell="lstm", ema_decay=0.75, **{**TINY, "eval_every": 4})
     run = Run(config, data, tmp_path, "cpu")
@@ -423,3 +411,17 @@ def test_init_from_needs_the_same_model_shape_and_a_new_run(fixture_data_dir, tm
         call_command("train_sketch_rnn", *common, "--out", str(tmp_path / "c"), "--init-from", str(tmp_path / "nope.pt"))
     with pytest.raises(CommandError, match="pass only one of them"):
         call_command("train_sketch_rnn", *common, "--out", str(source), "--resume", "--init-from", str(source / "best.pt"))
+
+
+def test_a_committed_format_1_checkpoint_starts_a_run_but_a_format_1_last_pt_does_not_resume(fixture_data_dir, tmp_path):
+    committed = ROOT / "fixtures" / "checkpoints" / "pig.pt"  # format 1, the cpu preset's shape
+    assert load_checkpoint(committed)["format"] == "sketchlab.sketch_rnn/1"
+    out = tmp_path / "run"
+    common = ["--categories", "circle", "--out", str(out), "--data-dir", str(fixture_data_dir), "--eval-every", "1"]
+    call_command("train_sketch_rnn", *common, "--steps", "1", "--init-from", str(committed))
+    assert load_checkpoint(out / "last.pt")["init_from"]["sha256"] == file_sha256(committed)
+    payload = load_checkpoint(out / "last.pt")
+    torch.save({**payload, "format": "sketchlab.sketch_rnn/1"}, out / "last.pt")
+    with pytest.raises(CommandError, match="cannot resume: .*last.pt: is a checkpoint of format sketchlab.sketch_rnn/1"
+                                           ".*start a new run from its weights with --init-from"):
+        call_command("train_sketch_rnn", *common, "--steps", "2", "--resume")

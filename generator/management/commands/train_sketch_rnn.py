@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from generator.checkpoint import CheckpointError, load_checkpoint, resolve_device
+from generator.checkpoint import CheckpointError, load_training_checkpoint, resolve_device
 from generator.data import SketchDataError, available_categories, data_folders, load_sketch_data
 from generator.management.options import check_seed, parse_categories, parse_overrides
 from generator.model import CELLS, PRESETS, Config, make_config
@@ -99,7 +99,7 @@ class Command(BaseCommand):
             raise CommandError("--init-from starts a new run and --resume continues one; pass only one of them")
         if opts["resume"]:
             try:
-                saved = load_checkpoint(out / "last.pt")
+                saved = load_training_checkpoint(out / "last.pt")
             except CheckpointError as e:
                 raise CommandError(f"cannot resume: {e}")
             try:
@@ -112,8 +112,7 @@ class Command(BaseCommand):
             # A resumed run keeps its saved settings; a flag that disagrees would otherwise be ignored.
             changed = [f"{key}={value} (saved: {getattr(saved_config, key)})"
                        for key, value in given.items() if getattr(saved_config, key) != value]
-            # Runs saved before seeds were kept have none to compare with.
-            if opts["seed"] is not None and opts["seed"] != saved.get("seed", opts["seed"]):
+            if opts["seed"] is not None and opts["seed"] != saved["seed"]:
                 changed.append(f"--seed {opts['seed']} (saved: {saved['seed']})")
             if changed:
                 raise CommandError(f"cannot resume with other settings: {', '.join(changed)}; "
