@@ -20,11 +20,9 @@ def data_dir():
 def model_test_drawings(model, payload, folder):
     """A trained model's test drawings, loaded as it was trained on them (its scale factor,
     length limit and simplification)."""
-    from generator.data import load_sketch_data
+    from generator.data import load_model_data
 
-    config = model.config
-    return load_sketch_data(config.categories, folder, config.max_seq_len, factor=payload["scale_factor"],
-                            simplify_epsilon=config.simplify_epsilon).splits["test"]
+    return load_model_data(model.config, folder, payload["scale_factor"]).splits["test"]
 
 
 def model_samples(model, payload, n, temperature, drawings=None, device="cpu"):

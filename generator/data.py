@@ -417,6 +417,13 @@ def load_sketch_data(categories, search_path, max_len=250, factor=None, simplify
     )
 
 
+
+def load_model_data(config, search_path, scale_factor):
+    """The data as a trained model saw it: its config's categories, length limit and
+    simplification, and its checkpoint's scale factor."""
+    return load_sketch_data(config.categories, search_path, config.max_seq_len, factor=scale_factor,
+                            simplify_epsilon=config.simplify_epsilon)
+
 # ---------------------------------------------------------------------------------------------
 # Augmentation
 

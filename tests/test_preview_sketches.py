@@ -90,3 +90,81 @@ def test_an_unwritable_out_is_a_clear_error_and_loses_nothing(out, fixture_data_
         call_command("preview_sketches", "--category", "circle", "--count", "2", "--out", out,
                      "--data-dir", str(fixture_data_dir))
     assert (tmp_path / "folder" / "kept.png").read_bytes() == (tmp_path / "afile").read_bytes() == b"kept"
+
+
+@pytest.fixture
+def tiny_checkpoint(fixture_data_dir, tmp_path):
+    """make(conditional=True) -> a checkpoint of an untrained tiny model of the circles."""
+    import torch
+
+    from generator.checkpoint import save_checkpoint
+    from generator.data import load_sketch_data
+    from generator.model import Config, SketchRNN
+
+    def make(conditional=True):
+        data = load_sketch_data(["circle"], fixture_data_dir)
+        config = Config(categories=("circle",), enc_size=8, dec_size=8, z_size=4, num_mixture=2,
+                        conditional=conditional, max_seq_len=40)
+        torch.manual_seed(0)
+        path = tmp_path / f"tiny-{conditional}.pt"
+        save_checkpoint({"config": config.to_dict(), "model": SketchRNN(config).state_dict(),
+                         "scale_factor": data.scale_factor, "n_max": data.n_max, "step": 0}, path)
+        return path
+
+    return make
+
+
+def test_interpolate_decodes_codes_evenly_spaced_between_two_drawings(tiny_checkpoint, fixture_data_dir, tmp_path,
+                                                                     monkeypatch):
+    import numpy as np
+    import torch
+
+    from generator import sample as sample_module
+    from generator.data import load_sketch_data
+    from generator.management.commands import preview_sketches
+
+    recorded = {}
+    real_encode, real_sample, real_grid = sample_module.encode, sample_module.sample, preview_sketches.grid_png
+
+    def encode(*args, **kwargs):
+        recorded["codes"] = real_encode(*args, **kwargs)
+        return recorded["codes"]
+
+    def sample(model, z=None, **kwargs):
+        recorded["z"] = z
+        return real_sample(model, z=z, **kwargs)
+
+    def grid_png(drawings, columns, captions):
+        recorded["drawings"], recorded["captions"] = drawings, captions
+        return real_grid(drawings, columns=columns, captions=captions)
+
+    monkeypatch.setattr(sample_module, "encode", encode)
+    monkeypatch.setattr(sample_module, "sample", sample)
+    monkeypatch.setattr(preview_sketches, "grid_png", grid_png)
+    call_command("preview_sketches", "--checkpoint", str(tiny_checkpoint()), "--interpolate", "--count", "5",
+                 "--seed", "3", "--out", str(tmp_path / "x.png"), "--data-dir", str(fixture_data_dir))
+
+    data = load_sketch_data(["circle"], fixture_data_dir, max_len=40)
+    first, last = (int(caption.removeprefix("test ")) for caption in (recorded["captions"][0], recorded["captions"][-1]))
+    assert first != last and recorded["captions"][1:-1] == ["0.00", "0.25", "0.50", "0.75", "1.00"]
+    unit = np.array([data.scale_factor, data.scale_factor, 1])
+    np.testing.assert_allclose(recorded["drawings"][0], data.splits["test"][first] * unit, rtol=1e-6)
+    np.testing.assert_allclose(recorded["drawings"][-1], data.splits["test"][last] * unit, rtol=1e-6)
+    start, end = recorded["codes"]
+    for k, z in enumerate(recorded["z"]):
+        torch.testing.assert_close(z, start + (end - start) * k / 4)
+    assert len(recorded["drawings"]) == 7
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--category", "circle", "--interpolate"], "--interpolate needs --checkpoint"),
+    (["--checkpoint", "CONDITIONAL", "--interpolate", "--count", "1"], "--interpolate needs --count of at least 2"),
+    (["--checkpoint", "UNCONDITIONAL", "--interpolate"], "--interpolate needs a conditional model; .* has no encoder"),
+])
+def test_interpolate_needs_a_conditional_checkpoint_and_two_codes(args, message, tiny_checkpoint, fixture_data_dir,
+                                                                  tmp_path):
+    paths = {"CONDITIONAL": str(tiny_checkpoint(True)), "UNCONDITIONAL": str(tiny_checkpoint(False))}
+    with pytest.raises(CommandError, match=message):
+        call_command("preview_sketches", *[paths.get(a, a) for a in args], "--out", str(tmp_path / "x.png"),
+                     "--data-dir", str(fixture_data_dir))
+    assert not (tmp_path / "x.png").exists()

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from generator.checkpoint import CheckpointError, load_model, resolve_device
-from generator.data import SketchDataError, load_sketch_data
+from generator.data import SketchDataError, load_model_data
 from generator.train import evaluate
 
 
@@ -30,9 +30,7 @@ class Command(BaseCommand):
             device = resolve_device(opts["device"])
             model, payload = load_model(opts["checkpoint"], device)
             config = model.config
-            data = load_sketch_data(config.categories, opts["data_dir"] or settings.QUICKDRAW_DATA_DIR,
-                                    config.max_seq_len, factor=payload["scale_factor"],
-                                    simplify_epsilon=config.simplify_epsilon)
+            data = load_model_data(config, opts["data_dir"] or settings.QUICKDRAW_DATA_DIR, payload["scale_factor"])
         except (CheckpointError, SketchDataError, ValueError) as e:
             raise CommandError(str(e))
         drawings = data.splits[opts["split"]]

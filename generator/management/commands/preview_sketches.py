@@ -5,15 +5,16 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from generator.data import SketchDataError, load_category
+from generator.data import SketchDataError, load_category, load_model_data
 from generator.management.options import check_seed
 from generator.render import grid_png
 
 
 class Command(BaseCommand):
     help = (
-        "Write a contact sheet (grid PNG) of sketches: real drawings of a dataset with --category, or "
-        "samples of a trained model with --checkpoint. Both go through the renderer participants see."
+        "Write a contact sheet (grid PNG) of sketches: real drawings of a dataset with --category, "
+        "samples of a trained model with --checkpoint, or with --interpolate its samples along the line between "
+        "the latent codes of two real drawings. All go through the renderer participants see."
     )
 
     def add_arguments(self, parser):
@@ -21,9 +22,13 @@ class Command(BaseCommand):
         source.add_argument("--category", help="show real drawings of this category")
         source.add_argument("--checkpoint", help="show samples of this checkpoint")
         parser.add_argument("--out", required=True, help="PNG file to write")
+        parser.add_argument("--interpolate", action="store_true",
+                            help="with --checkpoint of a conditional model: two drawings of its categories' --split "
+                                 "(chosen by --seed) at the ends of the grid, and between them --count samples "
+                                 "decoded from codes evenly spaced from the first drawing's code to the second's")
         parser.add_argument("--count", type=int, default=64, help="number of sketches (default 64)")
         parser.add_argument("--columns", type=int, default=8, help="sketches per row (default 8)")
-        parser.add_argument("--split", choices=["train", "valid", "test"], default="test", help="real drawings: which split")
+        parser.add_argument("--split", choices=["train", "valid", "test"], default="test", help="real drawings (and --interpolate's two): which split (default test)")
         parser.add_argument("--temperature", type=float, default=0.5, help="samples: temperature (default 0.5; 0 = greedy)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--data-dir", default=None, help="data search path: folders of <category>.npz or .ndjson files, dir1:dir2 as PATH "
@@ -41,6 +46,10 @@ class Command(BaseCommand):
         check_seed(opts["seed"])
         if opts["category"] == "":
             raise CommandError("--category needs a category name, e.g. --category pig")
+        if opts["interpolate"] and opts["checkpoint"] is None:
+            raise CommandError("--interpolate needs --checkpoint (a model to encode and decode with)")
+        if opts["interpolate"] and opts["count"] < 2:
+            raise CommandError("--interpolate needs --count of at least 2 (the codes at both ends)")
         if opts["category"] is not None:
             drawings, captions = self.real_drawings(opts)
         else:
@@ -74,9 +83,39 @@ class Command(BaseCommand):
         except (CheckpointError, ValueError) as e:
             raise CommandError(str(e))
         generator = torch.Generator(device=device).manual_seed(opts["seed"])
-        samples = sample(model, n=opts["count"], temperature=opts["temperature"],
-                         scale_factor=payload["scale_factor"], generator=generator, device=device)
-        captions = ["" if ended else "no end" for ended in samples.ended]
+        if opts["interpolate"]:
+            ends, z = self.interpolation_ends(opts, model, payload, generator, device)
+            samples = sample(model, z=z, temperature=opts["temperature"], scale_factor=payload["scale_factor"],
+                             generator=generator, device=device)
+            weights = np.linspace(0, 1, len(z))
+            drawings = [ends[0][1], *samples.strokes, ends[1][1]]
+            captions = [ends[0][0], *(f"{w:.2f}" if ended else f"{w:.2f} no end"
+                                      for w, ended in zip(weights, samples.ended)), ends[1][0]]
+        else:
+            samples = sample(model, n=opts["count"], temperature=opts["temperature"],
+                             scale_factor=payload["scale_factor"], generator=generator, device=device)
+            drawings = samples.strokes
+            captions = ["" if ended else "no end" for ended in samples.ended]
         self.stdout.write(f"{int((~samples.ended).sum())} of {len(samples)} samples did not end within "
                           f"{model.config.max_seq_len} points")
-        return samples.strokes, captions
+        return drawings, captions
+
+    def interpolation_ends(self, opts, model, payload, generator, device):
+        """Two drawings of the model's data, chosen by --seed, as (caption, drawing in data units)
+        each, and --count codes evenly spaced from the first's code to the second's."""
+        from generator.sample import encode, interpolate
+
+        if not model.config.conditional:
+            raise CommandError(f"--interpolate needs a conditional model; {opts['checkpoint']} has no encoder")
+        try:
+            split = load_model_data(model.config, opts["data_dir"] or settings.QUICKDRAW_DATA_DIR,
+                                    payload["scale_factor"]).splits[opts["split"]]
+        except SketchDataError as e:
+            raise CommandError(str(e))
+        if len(split) < 2:
+            raise CommandError(f"--interpolate needs two drawings; the {opts['split']} split has {len(split)}")
+        indices = np.random.default_rng(opts["seed"]).choice(len(split), size=2, replace=False)
+        codes = encode(model, [split[i] for i in indices], generator=generator, device=device)
+        to_data_units = np.array([payload["scale_factor"], payload["scale_factor"], 1], dtype=np.float32)
+        ends = [(f"{opts['split']} {i}", split[i] * to_data_units) for i in indices]
+        return ends, interpolate(codes[0], codes[1], opts["count"])
