@@ -48,24 +48,49 @@ def test_a_category_without_drawings_in_the_split_has_no_per_category_losses(che
     assert result["per_category"]["circle"]["n"] == 12
 
 
-def test_matches_the_paper_definition_computed_by_hand(checkpoint, fixture_data_dir, capsys):
+def paper_losses(model, drawing, n_max):
+    """(L_R, L_KL) of one drawing from the paper's formulas, in float64 numpy: the network gives
+    the mixture's raw outputs, mu and sigma_hat; everything after them is computed here."""
+    import numpy as np
     import torch
 
-    from generator.model import reconstruction_loss
-    from generator.train import to_tensors
+    # Stroke-5 targets: (dx, dy, p1, p2, p3) per point, then end rows (0, 0, 0, 0, 1) up to N_max.
+    targets = np.zeros((n_max, 5))
+    n = len(drawing)
+    targets[:n, :2] = drawing[:, :2]
+    targets[:n, 2], targets[:n, 3] = 1 - drawing[:, 2], drawing[:, 2]
+    targets[n:, 4] = 1
+    inputs = np.concatenate([[[0, 0, 1, 0, 0]], targets[:-1]])
+    with torch.no_grad():
+        _, mu, sigma_hat = model.encode(torch.tensor(targets[None], dtype=torch.float32), torch.tensor([n]))
+        raw, _ = model.decode(torch.tensor(inputs[None], dtype=torch.float32), mu, model.initial_state(mu, 1, "cpu"))
+    raw = raw[0].double().numpy()
+    m = model.config.num_mixture
+    pen_logits, pi_logits = raw[:, :3], raw[:, 3:3 + m]
+    mu_x, mu_y, log_sx, log_sy, rho_raw = (raw[:, 3 + k * m:3 + (k + 1) * m] for k in range(1, 6))
+    sx, sy, rho = np.exp(log_sx), np.exp(log_sy), np.tanh(rho_raw)
+    pi = np.exp(pi_logits) / np.exp(pi_logits).sum(axis=1, keepdims=True)
+    zx, zy = (targets[:, :1] - mu_x) / sx, (targets[:, 1:2] - mu_y) / sy
+    normal = (np.exp(-(zx**2 + zy**2 - 2 * rho * zx * zy) / (2 * (1 - rho**2)))
+              / (2 * np.pi * sx * sy * np.sqrt(1 - rho**2)))
+    l_s = -np.log((pi * normal).sum(axis=1))[:n].sum()  # the real points only
+    pen = np.exp(pen_logits) / np.exp(pen_logits).sum(axis=1, keepdims=True)
+    l_p = -(targets[:, 2:] * np.log(pen)).sum()  # every one of the N_max steps
+    mu, sigma_hat = mu.double().numpy(), sigma_hat.double().numpy()
+    return (l_s + l_p) / n_max, -0.5 * np.mean(1 + sigma_hat - mu**2 - np.exp(sigma_hat))
+
+
+def test_matches_the_paper_definition_computed_by_hand(checkpoint, fixture_data_dir):
+    import numpy as np
 
     model, payload = load_model(checkpoint)
-    data = load_sketch_data(["circle", "square"], fixture_data_dir, factor=payload["scale_factor"])
-    drawings = data.splits["valid"]
-    result = evaluate(model, drawings, payload["n_max"], "cpu")
-    # By hand: each drawing alone, padded to N_max, L_R summed then averaged.
-    total = 0.0
-    with torch.no_grad():
-        for d in drawings:
-            batch, lengths = to_tensors([d], "cpu", pad_to=payload["n_max"])
-            params, _, _ = model(batch, lengths, torch.Generator().manual_seed(0))
-            total += reconstruction_loss(params, batch[:, 1:], payload["n_max"])[0].item()
-    assert result["L_R"] == pytest.approx(total / len(drawings), rel=0.02)
+    drawings = load_sketch_data(["circle", "square"], fixture_data_dir, factor=payload["scale_factor"]).splits["valid"]
+    by_hand = np.array([paper_losses(model, d, payload["n_max"]) for d in drawings])
+    assert evaluate(model, drawings, payload["n_max"], "cpu")["L_KL"] == pytest.approx(by_hand[:, 1].mean(), rel=1e-5)
+    # With sigma of z about exp(-20), z is mu whatever evaluate's random numbers, as it is by hand.
+    model.to_sigma_hat.bias.data.fill_(-40.0)
+    by_hand = np.array([paper_losses(model, d, payload["n_max"]) for d in drawings])
+    assert evaluate(model, drawings, payload["n_max"], "cpu")["L_R"] == pytest.approx(by_hand[:, 0].mean(), rel=1e-5)
 
 
 def test_a_model_trained_on_simplified_drawings_is_evaluated_on_simplified_drawings(fixture_data_dir, tmp_path,

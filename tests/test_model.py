@@ -7,6 +7,7 @@ from scipy.stats import multivariate_normal
 
 from generator.data import load_sketch_data, stroke5_batch
 from generator.model import (
+    PRESETS,
     Config,
     SketchRNN,
     kl_loss,
@@ -17,6 +18,7 @@ from generator.model import (
     split_outputs,
 )
 from generator.sample import encode, interpolate, sample
+from generator.strokes import stroke3_to_stroke5
 
 TINY = dict(enc_size=16, dec_size=24, z_size=8, num_mixture=3, batch_size=8)
 
@@ -89,10 +91,18 @@ def test_schedules_follow_the_reference():
     assert c.kl_weight_at(10000) == pytest.approx(0.5 - 0.49 * 0.99995**10000)
 
 
-def test_presets_and_unknown_preset():
-    assert make_config("paper").dec_size == 512 and make_config("paper").z_size == 128
-    assert make_config("cpu").dec_size < 512
-    with pytest.raises(ValueError, match="unknown preset"):
+@pytest.mark.parametrize("preset", PRESETS)
+def test_a_preset_sets_its_values_over_the_defaults_and_overrides_win_over_it(preset):
+    config = make_config(preset)
+    assert {key: getattr(config, key) for key in PRESETS[preset]} == PRESETS[preset]
+    assert {key: getattr(config, key) for key in ("lr", "cell", "kl_weight")} == {
+        key: getattr(Config(), key) for key in ("lr", "cell", "kl_weight")}  # not in the preset: the defaults
+    overridden = make_config(preset, z_size=7, cell="lstm")
+    assert (overridden.z_size, overridden.cell, overridden.enc_size) == (7, "lstm", config.enc_size)
+
+
+def test_an_unknown_preset_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown preset 'huge' \\(choose from paper, cpu\\)"):
         make_config("huge")
 
 
@@ -227,32 +237,56 @@ def test_sampling_steps_equal_teacher_forcing(cell, conditional, fixture_data_di
     torch.testing.assert_close(torch.stack(steps, dim=1), whole, rtol=1e-4, atol=1e-5)
 
 
-def test_temperature_zero_is_deterministic():
-    model = tiny_model("layer_norm")
-    z = torch.randn(3, TINY["z_size"])
-    a = sample(model, z=z, temperature=0, max_len=25, generator=torch.Generator().manual_seed(1))
-    b = sample(model, z=z, temperature=0, max_len=25, generator=torch.Generator().manual_seed(2))
-    for x, y in zip(a.strokes, b.strokes):
+@pytest.fixture(scope="module")
+def pig():
+    """The committed pig model: its greedy sketches are whole drawings, not empty ones."""
+    from generator.checkpoint import load_model
+    from tests.conftest import ROOT
+
+    return load_model(ROOT / "fixtures" / "checkpoints" / "pig.pt")[0]
+
+
+def test_greedy_sampling_takes_the_most_likely_choice_at_every_step(pig):
+    z = torch.randn(3, pig.config.z_size, generator=torch.Generator().manual_seed(0))
+    greedy = sample(pig, z=z, temperature=0, generator=torch.Generator().manual_seed(1))
+    assert greedy.ended.all() and all(len(s) >= 20 for s in greedy.strokes)
+    for k, strokes in enumerate(greedy.strokes):
+        # The decoder fed the sketch's own rows: each row is its step's most likely component's
+        # mean offset and most likely pen state, up to the end row.
+        rows = torch.from_numpy(stroke3_to_stroke5(strokes, len(strokes) + 1))
+        inputs = torch.cat([torch.tensor([[0.0, 0, 1, 0, 0]]), rows[:-1]])[None]
+        with torch.no_grad():
+            raw, _ = pig.decode(inputs, z[k:k + 1], pig.initial_state(z[k:k + 1], 1, "cpu"))
+        params = {name: value[0] for name, value in split_outputs(raw, pig.config.num_mixture).items()}
+        component = params["log_pi"].argmax(dim=1)[:, None]
+        means = torch.cat([params["mu_x"].gather(1, component), params["mu_y"].gather(1, component)], dim=1)
+        torch.testing.assert_close(rows[:-1, :2], means[:-1], rtol=1e-4, atol=1e-4)
+        assert torch.equal(params["pen_logits"].argmax(dim=1), rows[:, 2:].argmax(dim=1))
+    # ...whatever the generator.
+    again = sample(pig, z=z, temperature=0, generator=torch.Generator().manual_seed(2))
+    for x, y in zip(greedy.strokes, again.strokes):
         np.testing.assert_array_equal(x, y)
 
 
 @pytest.mark.parametrize("temperature", [1e-40, 5e-324])
-def test_a_tiny_temperature_samples_greedily(temperature):
+def test_a_tiny_temperature_samples_greedily(temperature, pig):
     """Dividing by it would overflow and make the softmax NaN."""
-    model = tiny_model()
-    z = torch.randn(3, TINY["z_size"])
-    tiny = sample(model, z=z, temperature=temperature, max_len=25, generator=torch.Generator().manual_seed(1))
-    greedy = sample(model, z=z, temperature=0, max_len=25)
+    z = torch.randn(3, pig.config.z_size, generator=torch.Generator().manual_seed(0))
+    tiny = sample(pig, z=z, temperature=temperature, generator=torch.Generator().manual_seed(1))
+    greedy = sample(pig, z=z, temperature=0)
+    assert all(len(s) >= 20 for s in greedy.strokes)
     for x, y in zip(tiny.strokes, greedy.strokes):
         np.testing.assert_array_equal(x, y)
 
 
-def test_sampling_applies_the_scale_factor():
-    model = tiny_model()
-    z = torch.randn(2, TINY["z_size"])
-    unit = sample(model, z=z, temperature=0, max_len=10)
-    scaled = sample(model, z=z, temperature=0, max_len=10, scale_factor=7.0)
-    np.testing.assert_allclose(scaled.strokes[0][:, :2], unit.strokes[0][:, :2] * 7.0, rtol=1e-5)
+def test_sampling_applies_the_scale_factor(pig):
+    z = torch.randn(2, pig.config.z_size, generator=torch.Generator().manual_seed(0))
+    unit = sample(pig, z=z, temperature=0)
+    scaled = sample(pig, z=z, temperature=0, scale_factor=7.0)
+    for x, y in zip(unit.strokes, scaled.strokes):
+        assert len(x) >= 20
+        np.testing.assert_allclose(y[:, :2], x[:, :2] * 7.0, rtol=1e-5)
+        np.testing.assert_array_equal(y[:, 2], x[:, 2])
 
 
 def test_unconditional_model_samples_without_z():

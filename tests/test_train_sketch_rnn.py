@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from generator.checkpoint import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
 from generator.data import load_sketch_data
-from generator.model import Config
+from generator.model import Config, make_config
 from generator.train import Run, evaluate, shard_count
 from tests.conftest import ROOT
 
@@ -367,7 +367,8 @@ def test_set_overrides_hyper_parameters_and_they_are_saved(fixture_data_dir, tmp
                  "--set", "cell=lstm", "--set", "augment_stroke_prob=0.2")
     config = Config.from_dict(load_checkpoint(out / "best.pt")["config"])
     assert (config.recurrent_dropout, config.enc_size, config.cell, config.augment_stroke_prob) == (0.3, 32, "lstm", 0.2)
-    assert config.dec_size == 256  # the rest is the cpu preset's
+    assert config == make_config("cpu", categories=("circle",), eval_every=2, recurrent_dropout=0.3, enc_size=32,
+                                 cell="lstm", augment_stroke_prob=0.2)  # the rest is the cpu preset's
 
 
 def test_init_from_starts_a_new_run_from_another_runs_weights(fixture_data_dir, data, tmp_path, capsys):
