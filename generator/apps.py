@@ -1,3 +1,5 @@
+"""The generator app: the Sketch-RNN library (no database models) and its management commands."""
+
 from django.apps import AppConfig
 
 

@@ -133,7 +133,7 @@ class Run:
         """Split every batch into n shards, their generators seeded for `step`. With fewer threads
         than shards (a run resumed with a lower --threads) the shards take turns: same results."""
         self.shards = n
-        # Shard 0 draws from torch's global generator, so a run in one shard is what it always was.
+        # Shard 0 draws from torch's global generator, so a run in one shard draws what one pass would.
         self.shard_generators = [None] + [shard_generator(self.device, self.seed, k, step) for k in range(1, n)]
         threads = torch.get_num_threads()
         workers = min(n, threads)

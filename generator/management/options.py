@@ -1,8 +1,17 @@
-"""Checks of the command-line options that the generator's commands share."""
+"""The command-line options that the generator's commands share, and their checks."""
 
 from dataclasses import fields
 
 from django.core.management.base import CommandError
+
+
+def add_data_dir_argument(parser):
+    parser.add_argument("--data-dir", default=None, help="data search path: folders of <category>.npz or .ndjson "
+                        "files, dir1:dir2 as PATH (default QUICKDRAW_DATA_DIR)")
+
+
+def add_device_argument(parser):
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda when present")
 
 
 def parse_categories(value):

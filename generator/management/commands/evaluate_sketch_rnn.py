@@ -1,3 +1,5 @@
+"""evaluate_sketch_rnn: a checkpoint's losses on a split of its data, as the paper defines them."""
+
 import json
 
 from django.conf import settings
@@ -5,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from generator.checkpoint import CheckpointError, load_model, resolve_device
 from generator.data import SketchDataError, load_model_data
+from generator.management.options import add_data_dir_argument, add_device_argument
 from generator.train import evaluate
 
 
@@ -19,10 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("--checkpoint", required=True, help="a .pt file written by train_sketch_rnn")
         parser.add_argument("--split", choices=["train", "valid", "test"], default="test",
                             help="which split to evaluate on (default test)")
-        parser.add_argument("--data-dir", default=None, help="data search path: folders of <category>.npz or .ndjson files, dir1:dir2 as PATH "
-                                 "(default QUICKDRAW_DATA_DIR)")
-        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                            help="default: cuda when present")
+        add_data_dir_argument(parser)
+        add_device_argument(parser)
         parser.add_argument("--per-category", action="store_true", help="also evaluate each category on its own")
 
     def handle(self, *args, **opts):

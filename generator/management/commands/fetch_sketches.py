@@ -1,3 +1,5 @@
+"""fetch_sketches: download Quick, Draw! category files into the data folder."""
+
 import sys
 
 from django.conf import settings

@@ -1,3 +1,5 @@
+"""preview_sketches: a contact sheet of real drawings, of a model's samples, or of an interpolation."""
+
 import math
 from pathlib import Path
 
@@ -6,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from generator.data import SketchDataError, load_category, load_model_data
-from generator.management.options import check_seed
+from generator.management.options import add_data_dir_argument, add_device_argument, check_seed
 from generator.render import grid_png
 
 
@@ -31,10 +33,8 @@ class Command(BaseCommand):
         parser.add_argument("--split", choices=["train", "valid", "test"], default="test", help="real drawings (and --interpolate's two): which split (default test)")
         parser.add_argument("--temperature", type=float, default=0.5, help="samples: temperature (default 0.5; 0 = greedy)")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--data-dir", default=None, help="data search path: folders of <category>.npz or .ndjson files, dir1:dir2 as PATH "
-                                 "(default QUICKDRAW_DATA_DIR)")
-        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                            help="default: cuda when present")
+        add_data_dir_argument(parser)
+        add_device_argument(parser)
 
     def handle(self, *args, **opts):
         if opts["count"] < 1:

@@ -1,3 +1,5 @@
+"""train_sketch_rnn: train a Sketch-RNN, or resume a run."""
+
 import signal
 import sys
 from pathlib import Path
@@ -9,7 +11,8 @@ from tqdm import tqdm
 
 from generator.checkpoint import CheckpointError, load_training_checkpoint, resolve_device
 from generator.data import SketchDataError, available_categories, data_folders, load_sketch_data
-from generator.management.options import check_seed, parse_categories, parse_overrides
+from generator.management.options import (add_data_dir_argument, add_device_argument, check_seed, parse_categories,
+                                         parse_overrides)
 from generator.model import CELLS, PRESETS, Config, make_config
 from generator.train import Run
 
@@ -32,7 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--steps", type=int, default=10000, help="total number of training steps (default 10000)")
         parser.add_argument("--eval-every", type=int, default=None, help="validate and save every N steps (default 500)")
         parser.add_argument("--out", default=None, help="run folder (default runs/<categories>-<preset>)")
-        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda when present")
+        add_device_argument(parser)
         parser.add_argument("--seed", type=int, default=None,
                             help="seed of the weights, batches, augmentation and dropout (default 0; a resumed run "
                                  "keeps the one it was started with)")
@@ -43,8 +46,7 @@ class Command(BaseCommand):
                             help="start from this checkpoint's weights instead of random ones, e.g. the best.pt of a run "
                                  "on more categories, to fine-tune it on --categories; the model's sizes and cell must "
                                  "match, while steps, schedules and optimiser start afresh")
-        parser.add_argument("--data-dir", default=None, help="data search path: folders of <category>.npz or .ndjson files, dir1:dir2 as PATH "
-                                 "(default QUICKDRAW_DATA_DIR)")
+        add_data_dir_argument(parser)
         parser.add_argument("--threads", type=int, default=None,
                             help="CPU threads for torch (default: torch's choice, one per core); on the CPU each "
                                  "batch is split into one shard per thread (at least 25 drawings each), worked on side "
