@@ -118,7 +118,6 @@ def make_config(preset="cpu", **overrides):
     return replace(Config(), **{**PRESETS[preset], **overrides})
 
 
-
 # ---------------------------------------------------------------------------------------------
 # The model
 
@@ -132,6 +131,9 @@ def reverse_within_length(x, lengths):
 
 
 class SketchRNN(nn.Module):
+    """The encoder (encode), the latent code z, and the decoder (decode; decode_step for sampling),
+    whose outputs split_outputs turns into the mixture's and the pen's parameters."""
+
     def __init__(self, config):
         super().__init__()
         self.config = config
@@ -150,12 +152,12 @@ class SketchRNN(nn.Module):
         self.register_state_dict_post_hook(save_names)
         self.register_load_state_dict_pre_hook(load_names)
 
-    # -- encoder ------------------------------------------------------------------------------
+    # -- encoder and latent code --------------------------------------------------------------
 
     def encode(self, strokes, lengths, generator=None):
         """strokes (B, T, 5) without the start token, real points first -> z, mu, sigma_hat.
         The encoder's last outputs within each drawing, forwards and backwards, give the normal
-        that z is drawn from: mu + exp(sigma_hat / 2) * N(0, I)."""
+        that z is drawn from: z = mu + exp(sigma_hat / 2) * N(0, I)."""
         b = strokes.shape[0]
         last = (lengths - 1).clamp(min=0)
         rows = torch.arange(b, device=strokes.device)
