@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Count
 from django.utils.html import format_html
 
+from .attention import ensure_attention_stimuli
 from .models import Assignment, Condition, Participant, Rating, Stimulus, Study
 
 
@@ -56,8 +57,6 @@ class StudyAdmin(admin.ModelAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request, obj, form, change):
-        from .attention import ensure_attention_stimuli  # renders images: not at the web process's start
-
         super().save_model(request, obj, form, change)
         # A changed number of attention checks takes effect for the next participant.
         ensure_attention_stimuli(obj)
@@ -65,7 +64,7 @@ class StudyAdmin(admin.ModelAdmin):
 
 @admin.register(Condition)
 class ConditionAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "study", "checkpoint_name", "temperature", "mode", "reject_degenerate", "created"]
+    list_display = ["label", "study", "checkpoint_name", "temperature", "mode", "reject_degenerate", "created"]
     list_filter = ["study", "mode", "reject_degenerate"]
 
 

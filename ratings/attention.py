@@ -1,20 +1,21 @@
 """Attention checks: catch trials whose right answer the instructions give away ("if an image is
 blank or shows only a meaningless scribble, grade it Fake"). They are rendered by the same
 renderer as every other stimulus, so only their content differs, and are excluded from the metric.
+
+numpy and the renderer are imported where a check is drawn: the admin and the results import
+this module for EXPECTED_GRADE and must start without them.
 """
 
-import os
 import secrets
 
-import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from generator.render import sketch_png
+from generator.files import atomic_write
 
-from .models import Stimulus
+from .models import Rating, Stimulus
 
-EXPECTED_GRADE = "fake"  # a rating of an attention check with any other grade is a failed check
+EXPECTED_GRADE = Rating.Grade.FAKE  # a rating of an attention check with any other grade is a failed check
 SCRIBBLE_POINTS = 36
 
 
@@ -25,6 +26,8 @@ def attention_kinds(count):
 
 def attention_drawing(kind):
     """The stroke-3 drawing of one kind of catch trial; a kind always gives the same drawing."""
+    import numpy as np
+
     if kind == "blank":
         return np.zeros((0, 3), dtype=np.float32)
     number = int(kind.removeprefix("scribble-"))
@@ -47,16 +50,16 @@ def save_stimulus_png(study, png):
     name = f"stimuli/{study.pk}/{secrets.token_urlsafe(12)}.png"
     path = settings.MEDIA_ROOT / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Write aside, then rename: nobody ever reads half a file.
-    partial = path.with_name(path.name + ".part")
-    partial.write_bytes(png)
-    os.replace(partial, path)
+    with atomic_write(path) as temporary:
+        temporary.write_bytes(png)
     return name
 
 
 def ensure_attention_stimuli(study):
     """Create the `study.attention_checks` catch-trial stimuli that don't exist yet (calling it
     again creates none) and return all of the study's attention stimuli."""
+    from generator.render import sketch_png
+
     existing = set(study.stimuli.filter(source=Stimulus.Source.ATTENTION).values_list("dataset_file", flat=True))
     for kind in attention_kinds(study.attention_checks):
         if kind in existing:

@@ -6,10 +6,10 @@ through Figure directly, without pyplot's global state, so concurrent requests d
 
 import io
 
-from .stats.frame import GRADE_LABELS, GRADES
+from .models import Rating
 
 # Colour-blind-safe (ColorBrewer PRGn): greens for real, purple for fake.
-GRADE_COLOURS = {"real": "#1b7837", "possibly_real": "#a6dba0", "fake": "#9970ab"}
+GRADE_COLOURS = {Rating.Grade.REAL: "#1b7837", Rating.Grade.POSSIBLY_REAL: "#a6dba0", Rating.Grade.FAKE: "#9970ab"}
 
 
 def grade_shares_png(rows, labels, title):
@@ -21,9 +21,9 @@ def grade_shares_png(rows, labels, title):
     figure = Figure(figsize=(7.5, 1.2 + 0.45 * len(labels)), layout="constrained")
     axes = figure.subplots()
     left = [0.0] * len(labels)
-    for grade in GRADES:
-        shares = rows[f"share_{grade}"].tolist()
-        axes.barh(labels, shares, left=left, color=GRADE_COLOURS[grade], label=GRADE_LABELS[grade], height=0.6)
+    for grade in Rating.Grade:
+        shares = rows[f"share_{grade.value}"].tolist()
+        axes.barh(labels, shares, left=left, color=GRADE_COLOURS[grade], label=grade.label, height=0.6)
         left = [a + b for a, b in zip(left, shares)]
     passed = rows["share_real_or_possibly"]
     axes.errorbar(passed, labels, xerr=[passed - rows["real_or_possibly_ci_low"], rows["real_or_possibly_ci_high"] - passed],

@@ -212,7 +212,11 @@ class Condition(models.Model):
         ]
 
     def __str__(self):
-        label = f"{self.checkpoint_sha256[:8]} t={self.temperature:g} {self.mode}"
+        return self.label()
+
+    def label(self):
+        """How the admin, the results, the exports, the charts and generate_samples name this condition."""
+        label = f"{self.checkpoint_name} ({self.checkpoint_sha256[:8]}) t={self.temperature:g} {self.mode}"
         return label + (" rejecting degenerate" if self.reject_degenerate else "")
 
 
@@ -379,9 +383,17 @@ class Assignment(models.Model):
 
 class Rating(models.Model):
     class Grade(models.TextChoices):
+        """The answers, from most to least real, as the buttons show them."""
+
         REAL = "real", "Real"
         POSSIBLY_REAL = "possibly_real", "Possibly real"
         FAKE = "fake", "Fake"
+
+        @property
+        def score(self):
+            """The grade as a number for per-sketch means and ordinal agreement: fake 0 up to real 2."""
+            grades = list(type(self))
+            return len(grades) - 1 - grades.index(self)
 
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="ratings")
     stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="ratings")

@@ -174,7 +174,7 @@ def add_generated_stimuli(study, condition, checkpoint, category, per_category, 
                           summary, progress=None):
     """Accept samples from the category's stream in order until `per_category` are stored; with
     reject_degenerate, degenerate ones are skipped and counted."""
-    label = str(condition)
+    label = condition.label()
     existing = set(study.stimuli.filter(condition=condition, category=category).values_list("sample_index", flat=True))
     sources = None
     if condition.mode == Condition.Mode.CONDITIONAL:
@@ -237,7 +237,7 @@ def write_contact_sheets(study, folder):
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     groups = [("real", "real sketches", study.stimuli.filter(source=Stimulus.Source.REAL))]
-    groups += [(f"generated-condition-{c.pk}", f"generated: {c.checkpoint_name} {c}", study.stimuli.filter(condition=c))
+    groups += [(f"generated-condition-{c.pk}", f"generated: {c.label()}", study.stimuli.filter(condition=c))
                for c in study.conditions.all()]
     for name, title, stimuli in groups:
         stimuli = list(stimuli.order_by("category", "pk"))

@@ -4,9 +4,9 @@ import pandas as pd
 from django.utils import timezone
 
 from ratings.models import Participant, Rating, Stimulus
-from ratings.stats.frame import GRADE_SCORES
 
 GRADE = {"R": "real", "P": "possibly_real", "F": "fake"}
+SCORE = {"R": 2, "P": 1, "F": 0}  # how per-sketch means and ordinal agreement count them
 # Columns of the grade strings below: real circle 0 and 1, real square 0 and 1, generated circle
 # 0 and 1, generated square 0 and 1, then the study's two attention checks.
 ORDER = ["r1", "r2", "r3", "r4", "g1", "g2", "g3", "g4", "check1", "check2"]
@@ -58,6 +58,6 @@ def build_rated_study(make_study):
 
 def frame_of(grades_by_rater):
     """A counted-ratings frame from {rater: {item: R/P/F}}."""
-    rows = [{"participant": rater, "stimulus": item, "grade": GRADE[g], "score": GRADE_SCORES[GRADE[g]]}
+    rows = [{"participant": rater, "stimulus": item, "grade": GRADE[g], "score": SCORE[g]}
             for rater, items in grades_by_rater.items() for item, g in items.items()]
     return pd.DataFrame(rows)

@@ -6,9 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from ratings.models import Participant
+from ratings.models import Participant, Rating
 from ratings.stats.exports import PARTICIPANT_COLUMNS, TIDY_COLUMNS
-from ratings.stats.frame import FAILED_ATTENTION, GRADES, UNFINISHED
+from ratings.stats.frame import FAILED_ATTENTION, UNFINISHED
 from ratings.stats.summary import SUMMARY_COLUMNS
 
 
@@ -63,7 +63,7 @@ def test_ratings_file_reads_back_to_the_reports_numbers(rated_study, tmp_path):
         row = row.iloc[0]
         assert (row["ratings"], row["raters"], row["items"]) == (
             len(group), group["participant"].nunique(), group["stimulus"].nunique())
-        for grade in GRADES:
+        for grade in Rating.Grade.values:
             assert row[f"share_{grade}"] == pytest.approx((group["grade"] == grade).mean())
 
 

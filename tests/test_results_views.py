@@ -9,8 +9,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils.html import escape
 
-from ratings.models import Participant
-from ratings.stats.frame import GRADES
+from ratings.models import Participant, Rating
 from tests.conftest import ROOT
 
 
@@ -100,7 +99,7 @@ def test_one_chart_per_condition_when_there_are_several(staff_client, make_study
     for rater in range(3):
         participant = Participant.objects.create(study=study, finished="2025-01-01T00:00Z")
         for position, stimulus in enumerate(stimuli):
-            participant.ratings.create(stimulus=stimulus, grade=GRADES[(rater + position) % 3],
+            participant.ratings.create(stimulus=stimulus, grade=Rating.Grade.values[(rater + position) % 3],
                                        response_ms=500, position=position)
     response = staff_client.get(url("results:study", "two"))
     assert [title for title, _ in response.context["charts"]][-1] == "Generated, by condition"

@@ -6,10 +6,10 @@ from fractions import Fraction
 
 import pytest
 
+from ratings.models import Rating
 from ratings.stats.agreement import fleiss_kappa, krippendorff_alpha
-from ratings.stats.frame import GRADE_SCORES, GRADES
 from ratings.stats.results import study_results
-from tests.results_data import GRADE, GRADES_BY_PARTICIPANT, frame_of
+from tests.results_data import GRADE, GRADES_BY_PARTICIPANT, SCORE, frame_of
 
 
 def hand_krippendorff_ordinal(units):
@@ -93,8 +93,8 @@ def test_agreement_is_none_when_undefined():
 def test_agreement_of_the_rated_study_matches_hand_computation(rated_study):
     results = study_results(rated_study, bootstrap=50)
     grades = {name: grades.replace(" ", "")[:8] for name, grades in GRADES_BY_PARTICIPANT.items() if name != "F"}
-    units = [[GRADE_SCORES[GRADE[g[i]]] for g in grades.values()] for i in range(8)]
-    table = [[sum(GRADE[g[i]] == grade for g in grades.values()) for grade in GRADES] for i in range(8)]
+    units = [[SCORE[g[i]] for g in grades.values()] for i in range(8)]
+    table = [[sum(GRADE[g[i]] == grade for g in grades.values()) for grade in Rating.Grade.values] for i in range(8)]
     alpha, kappa = float(hand_krippendorff_ordinal(units)), float(hand_fleiss_kappa(table))
     assert results.agreement["krippendorff"] == {"alpha": pytest.approx(alpha), "raters": 4, "items": 8,
                                                  "sentence": f"Krippendorff's alpha (ordinal): {alpha:.3f} "

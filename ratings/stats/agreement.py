@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from .frame import GRADES
+from ratings.models import Rating
 
 
 def describe_alpha(krippendorff):
@@ -46,7 +46,7 @@ def fleiss_kappa(ratings):
     """
     from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
 
-    table = pd.crosstab(ratings["stimulus"], ratings["grade"]).reindex(columns=GRADES, fill_value=0)
+    table = pd.crosstab(ratings["stimulus"], ratings["grade"]).reindex(columns=Rating.Grade.values, fill_value=0)
     per_item = table.sum(axis=1)
     counts = per_item[per_item >= 2].value_counts()
     result = {"kappa": None, "items": 0, "ratings_per_item": None, "items_left_out": int(len(table))}

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 from django.db.models import Count
 
-from ratings.models import Assignment, Participant
+from ratings.attention import EXPECTED_GRADE
+from ratings.models import Assignment, Participant, Rating
 
-from .frame import ATTENTION_EXPECTED_GRADE, GRADE_LABELS, GRADES, exclusion_reasons, is_simulated, ratings_frame
+from .frame import exclusion_reasons, is_simulated, ratings_frame
 from .headline import pct
 
 
@@ -58,7 +59,7 @@ def participants_table(study):
         items=tokens.map(items).fillna(0).astype(int),
         rated=tokens.map(by_participant.size()).fillna(0).astype(int),
         attention_checks=tokens.map(checks.groupby("participant").size()).fillna(0).astype(int),
-        attention_checks_failed=tokens.map(checks[checks["grade"] != ATTENTION_EXPECTED_GRADE]
+        attention_checks_failed=tokens.map(checks[checks["grade"] != EXPECTED_GRADE]
                                            .groupby("participant").size()).fillna(0).astype(int),
         median_response_ms=tokens.map(by_participant["response_ms"].median()).astype("Float64"),
         exclusion=tokens.map(reasons).fillna(""),
@@ -77,7 +78,7 @@ def display_summary(summary):
         "level": summary["level"], "source": summary["source"], "category": summary["category"],
         "condition": summary["condition"], "ratings": summary["ratings"], "raters": summary["raters"],
         "items": summary["items"],
-        **{GRADE_LABELS[grade].lower(): summary[f"share_{grade}"].map(pct) for grade in GRADES},
+        **{grade.label.lower(): summary[f"share_{grade.value}"].map(pct) for grade in Rating.Grade},
         "real or possibly": summary["share_real_or_possibly"].map(pct),
         "95% CI (real or possibly)": [interval(*b) for b in zip(summary["real_or_possibly_ci_low"], summary["real_or_possibly_ci_high"])],
         "95% CI (real)": [interval(*b) for b in zip(summary["real_ci_low"], summary["real_ci_high"])],

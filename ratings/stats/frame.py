@@ -3,29 +3,27 @@ query, with each participant's exclusion (unfinished, failed attention check) be
 
 import pandas as pd
 
+from ratings.attention import EXPECTED_GRADE
 from ratings.models import Participant, Rating, Stimulus
 
-
-GRADES = ["real", "possibly_real", "fake"]
-GRADE_LABELS = {"real": "Real", "possibly_real": "Possibly real", "fake": "Fake"}
-# Per-item scores and Krippendorff's ordinal alpha use this order of the grades.
-GRADE_SCORES = {"fake": 0, "possibly_real": 1, "real": 2}
-SCORE_MAPPING = "real = 2, possibly real = 1, fake = 0"
-ATTENTION_EXPECTED_GRADE = "fake"  # the instructions tell participants to grade catch trials Fake
+# How per-sketch means and ordinal agreement count the grades: "real = 2, possibly real = 1, fake = 0".
+SCORE_MAPPING = ", ".join(f"{grade.label.lower()} = {grade.score}" for grade in Rating.Grade)
+REAL_OR_POSSIBLY = [Rating.Grade.REAL, Rating.Grade.POSSIBLY_REAL]  # the grades that pass a sketch as a person's
 UNFINISHED = "unfinished"
 FAILED_ATTENTION = "failed attention check"
-ATTENTION_RULE = "a participant fails the attention checks if they graded any attention-check sketch other than Fake"
+ATTENTION_RULE = ("a participant fails the attention checks if they graded any attention-check sketch other than "
+                  f"{EXPECTED_GRADE.label}")
 UNFINISHED_RULE = "a participant is unfinished if they never reached the end of the study"
-
-
-def condition_label(checkpoint_name, checkpoint_sha256, temperature, mode, reject_degenerate):
-    label = f"{checkpoint_name} ({checkpoint_sha256[:8]}) t={temperature:g} {mode}"
-    return label + (" rejecting degenerate" if reject_degenerate else "")
 
 
 def fails_attention(attention_grades):
     """The attention-check rule (ATTENTION_RULE), given one participant's attention-check grades."""
-    return bool((pd.Series(attention_grades) != ATTENTION_EXPECTED_GRADE).any())
+    return bool((pd.Series(attention_grades) != EXPECTED_GRADE).any())
+
+
+def condition_labels(study):
+    """{condition id: Condition.label} of the study's generation conditions."""
+    return {condition.pk: condition.label() for condition in study.conditions.all()}
 
 
 RATING_FIELDS = {
@@ -78,14 +76,11 @@ def ratings_frame(study, participants=None):
     frame["temperature"] = frame["temperature"].astype(float)
     frame["response_ms"] = frame["response_ms"].astype("Int64")  # may be missing (no JavaScript)
     frame["condition_id"] = frame["condition_id"].astype("Int64")
-    frame["condition"] = [
-        condition_label(*fields) if pd.notna(fields[2]) else ""
-        for fields in zip(frame["checkpoint"], frame["checkpoint_sha256"], frame["temperature"],
-                          frame["mode"], frame["reject_degenerate"])
-    ]
+    labels = condition_labels(study)
+    frame["condition"] = [labels[condition] if pd.notna(condition) else "" for condition in frame["condition_id"]]
     for column in ("checkpoint", "checkpoint_sha256", "mode"):
         frame[column] = frame[column].fillna("")
-    frame["score"] = frame["grade"].map(GRADE_SCORES).astype(int)
+    frame["score"] = frame["grade"].map({grade.value: grade.score for grade in Rating.Grade}).astype(int)
     frame["attention_check"] = frame["source"] == Stimulus.Source.ATTENTION
     reasons = exclusion_reasons(participants if participants is not None else participants_frame(study), frame)
     frame["exclusion"] = [reasons.get(token, "") for token in frame["participant"]]
@@ -126,15 +121,13 @@ def counted_ratings(frame, include_excluded=False):
 
 def stimulus_counts(study):
     """Stimuli by source, category and condition (attention checks by kind)."""
-    rows = (Stimulus.objects.filter(study=study)
-            .values_list("source", "category", "dataset_file", "condition__checkpoint_name",
-                         "condition__checkpoint_sha256", "condition__temperature", "condition__mode",
-                         "condition__reject_degenerate"))
+    labels = condition_labels(study)
     counts = {}
-    for source, category, dataset_file, *condition in rows:
+    for source, category, dataset_file, condition in (Stimulus.objects.filter(study=study)
+                                                      .values_list("source", "category", "dataset_file", "condition")):
         if source == Stimulus.Source.ATTENTION:
             category = f"({dataset_file or 'check'})"
-        label = condition_label(*condition) if condition[0] is not None else ""
+        label = labels[condition] if condition is not None else ""
         counts[(source, category, label)] = counts.get((source, category, label), 0) + 1
     frame = pd.DataFrame([(*key, n) for key, n in counts.items()],
                          columns=["source", "category", "condition", "stimuli"])

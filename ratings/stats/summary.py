@@ -6,16 +6,16 @@ import math
 import numpy as np
 import pandas as pd
 
-from ratings.models import Stimulus
+from ratings.models import Rating, Stimulus
 
 from .bootstrap import DEFAULT_BOOTSTRAP, DEFAULT_SEED, bootstrap_shares, percentile_interval, wilson_interval
-from .frame import GRADES
+from .frame import REAL_OR_POSSIBLY
 
 
 SUMMARY_LEVELS = ["source", "source x category", "condition", "condition x category"]
 CONDITION_COLUMNS = ["condition", "checkpoint", "temperature", "mode"]
 SUMMARY_COLUMNS = ["level", "source", "category", *CONDITION_COLUMNS, "ratings", "raters", "items",
-                   *(f"share_{grade}" for grade in GRADES), "share_real_or_possibly",
+                   *(f"share_{grade}" for grade in Rating.Grade.values), "share_real_or_possibly",
                    "real_or_possibly_ci_low", "real_or_possibly_ci_high", "real_ci_low", "real_ci_high"]
 
 
@@ -66,15 +66,15 @@ def summary_table(ratings, n_resamples=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED):
     Also returns the resampled shares (n_resamples, rows, [real_or_possibly, real]) so the
     headline's derived figures come from the very same resamples.
     """
-    real = (ratings["grade"] == "real").to_numpy()
-    real_or_possibly = ratings["grade"].isin(["real", "possibly_real"]).to_numpy()
+    real = (ratings["grade"] == Rating.Grade.REAL).to_numpy()
+    real_or_possibly = ratings["grade"].isin(REAL_OR_POSSIBLY).to_numpy()
     rows, masks = [], []
     for description, mask in summary_rows(ratings):
         group = ratings[mask]
         rows.append({
             **description,
             "ratings": len(group), "raters": group["participant"].nunique(), "items": group["stimulus"].nunique(),
-            **{f"share_{grade}": (group["grade"] == grade).mean() for grade in GRADES},
+            **{f"share_{grade}": (group["grade"] == grade).mean() for grade in Rating.Grade.values},
             "share_real_or_possibly": real_or_possibly[mask].mean(),
         })
         masks.append(mask)
@@ -93,8 +93,8 @@ def summary_table(ratings, n_resamples=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED):
 
 def item_scores(ratings):
     """Per stimulus: its mean score (SCORE_MAPPING), shares and number of ratings, best first."""
-    items = (ratings.assign(real=ratings["grade"] == "real",
-                            real_or_possibly=ratings["grade"].isin(["real", "possibly_real"]))
+    items = (ratings.assign(real=ratings["grade"] == Rating.Grade.REAL,
+                            real_or_possibly=ratings["grade"].isin(REAL_OR_POSSIBLY))
              .groupby("stimulus", sort=False)
              .agg(source=("source", "first"), category=("category", "first"), condition=("condition", "first"),
                   temperature=("temperature", "first"), ratings=("score", "size"), mean_score=("score", "mean"),

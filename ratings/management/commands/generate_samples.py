@@ -178,7 +178,7 @@ class Command(BaseCommand):
         counts = {}
         for source, category, condition_id in study.stimuli.values_list("source", "category", "condition"):
             counts[(source, category, condition_id)] = counts.get((source, category, condition_id), 0) + 1
-        labels = {c.pk: str(c) for c in study.conditions.all()}
+        labels = {c.pk: c.label() for c in study.conditions.all()}
         w(f"The study now holds {sum(counts.values())} stimuli ({len(attention)} attention checks):")
         for (source, category, condition_id), count in sorted(counts.items(), key=lambda kv: str(kv[0])):
             w(f"  {count:4d} {source:9s} {category or '-':15s} {labels.get(condition_id, '')}")
