@@ -10,14 +10,13 @@ sampling, evaluation and --init-from); the training state of FORMAT only (to res
 """
 
 import hashlib
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
+from .files import atomic_write
 from .model import Config, SketchRNN
 
 FORMAT = "sketchlab.sketch_rnn/2"
@@ -32,19 +31,11 @@ class CheckpointError(Exception):
 
 
 def save_checkpoint(payload, path):
-    """torch.save to a temporary file beside `path`, then rename: never a half-written file."""
+    """torch.save, atomically: never a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the rename, so a power cut leaves the old file or the new one
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as temporary:
+        torch.save({"format": FORMAT, **payload}, temporary)
 
 
 def load_checkpoint(path, map_location="cpu"):

@@ -10,7 +10,6 @@ import io
 import json
 import os
 import pickle
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
 from .strokes import (START_TOKEN, lines_to_stroke3, ndjson_to_lines, simplify_raw_lines, simplify_stroke3,
                       stroke3_to_stroke5)
 
@@ -313,10 +313,9 @@ def fetch_category(category, data_dir, url_template, progress=None):
             pass  # a damaged copy is replaced below
     url = category_url(category, url_template)
     data_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{category}.", suffix=".part")
-    try:
+    with atomic_write(path) as temporary:
         try:
-            with urllib.request.urlopen(url, timeout=60) as response, os.fdopen(fd, "wb") as out:
+            with urllib.request.urlopen(url, timeout=60) as response, open(temporary, "wb") as out:
                 total = int(response.headers.get("Content-Length") or 0) or None
                 update = progress(total) if progress else None
                 while chunk := response.read(1 << 16):
@@ -326,8 +325,6 @@ def fetch_category(category, data_dir, url_template, progress=None):
                         raise SketchDataError(f"could not write {path}: {e}") from None
                     if update:
                         update(len(chunk))
-                out.flush()
-                os.fsync(out.fileno())
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", e)
             raise SketchDataError(
@@ -335,14 +332,10 @@ def fetch_category(category, data_dir, url_template, progress=None):
                 f"put {path.name} into a folder and point QUICKDRAW_DATA_DIR (or --data-dir) at it."
             ) from None
         try:
-            load_npz(tmp)
+            load_npz(temporary)
         except SketchDataError as e:
-            problem = str(e).removeprefix(f"{tmp}: ")
+            problem = str(e).removeprefix(f"{temporary}: ")
             raise SketchDataError(f"{url} did not give a valid sketch file ({problem}); {path} was not written") from None
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path, True
 
 

@@ -1,6 +1,7 @@
 """The one renderer: stroke-3 -> SVG -> PNG. Real and generated sketches go through exactly this
 code, so an image says nothing about where its drawing came from: same canvas, margin, stroke,
-scaling and centring, a white background, no text, and no metadata chunks in the PNG.
+scaling and centring, a white background, no text, and no metadata chunks in the PNG. Contact
+sheets for researchers are grids of these very images.
 """
 
 import io
@@ -31,16 +32,15 @@ def fit_lines(lines, size=CANVAS, margin=MARGIN):
     return [(line - centre) * scale + size / 2 for line in lines]
 
 
-def _path(lines, offset=(0.0, 0.0), width=STROKE_WIDTH):
+def _path(lines):
     subpaths = []
     for line in lines:
-        line = line + np.asarray(offset)
         if len(line) == 1:  # a dot: a zero-length segment, drawn by the round cap
             line = np.concatenate([line, line])
         subpaths.append("M" + " L".join(f"{x:.2f},{y:.2f}" for x, y in line))
     if not subpaths:
         return ""
-    return (f'<path d="{" ".join(subpaths)}" fill="none" stroke="{STROKE_COLOUR}" stroke-width="{width}" '
+    return (f'<path d="{" ".join(subpaths)}" fill="none" stroke="{STROKE_COLOUR}" stroke-width="{STROKE_WIDTH}" '
             f'stroke-linecap="round" stroke-linejoin="round"/>')
 
 
@@ -78,22 +78,26 @@ def sketch_png(stroke3, size=CANVAS):
     return svg_to_png(sketch_svg(stroke3, size))
 
 
-def grid_png(drawings, columns=8, cell=128, captions=None):
-    """A contact sheet for researchers: drawings in a grid of cells, optional caption per cell."""
-    columns = max(1, min(columns, len(drawings) or 1))
-    rows = max(1, -(-len(drawings) // columns))
+def contact_sheet(images, columns=8, cell=128, captions=None, title=""):
+    """A grid of sketch images (PNG bytes, as sketch_png makes them) for researchers, each in a
+    framed cell, with a caption under each cell if `captions` are given and a title line above
+    the grid if `title` is. Returns PNG bytes."""
+    from PIL import ImageDraw
+
+    columns = max(1, min(columns, len(images) or 1))
+    rows = max(1, -(-len(images) // columns))
     caption_height = 14 if captions else 0
-    width, height = columns * cell, rows * (cell + caption_height)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">',
-             f'<rect width="{width}" height="{height}" fill="#ffffff"/>']
-    for i, drawing in enumerate(drawings):
-        x, y = (i % columns) * cell, (i // columns) * (cell + caption_height)
-        parts.append(f'<rect x="{x + 0.5}" y="{y + 0.5}" width="{cell - 1}" height="{cell + caption_height - 1}" '
-                     f'fill="none" stroke="#dddddd"/>')
-        parts.append(_path(fit_lines(stroke3_to_lines(drawing), cell, cell // 12), (x, y), width=1.5))
+    heading = 18 if title else 0
+    sheet = Image.new("L", (columns * cell, heading + rows * (cell + caption_height)), 255)
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((3, 3), title, fill=0)
+    for i, png in enumerate(images):
+        x, y = (i % columns) * cell, heading + (i // columns) * (cell + caption_height)
+        draw.rectangle((x, y, x + cell - 1, y + cell + caption_height - 1), outline=221)
+        sheet.paste(Image.open(io.BytesIO(png)).convert("L").resize((cell - 2, cell - 2)), (x + 1, y + 1))
         if captions:
-            text = str(captions[i]).replace("&", "&amp;").replace("<", "&lt;")
-            parts.append(f'<text x="{x + cell / 2}" y="{y + cell + caption_height - 3}" font-size="10" '
-                         f'font-family="sans-serif" text-anchor="middle" fill="#555555">{text}</text>')
-    parts.append("</svg>")
-    return svg_to_png("".join(parts))
+            draw.text((x + cell / 2, y + cell + caption_height - 2), str(captions[i]), fill=85, anchor="mb")
+    out = io.BytesIO()
+    sheet.save(out, format="PNG")
+    return out.getvalue()

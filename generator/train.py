@@ -27,6 +27,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from .checkpoint import (CheckpointError, load_initial_weights, load_training_checkpoint, model_from_checkpoint,
                          save_checkpoint)
 from .data import BucketBatcher, drop_points, mirror, random_scale, stroke5_batch
+from .files import atomic_write
 from .model import Config, SketchRNN, kl_loss, reconstruction_loss, total_loss
 
 MIN_SHARD_ROWS = 25  # drawings per shard of a batch at least (see shard_count)
@@ -243,13 +244,10 @@ class Run:
 
     def _write_metrics(self, row):
         self._metrics.append({k: row[k] for k in METRICS_FIELDS})
-        path = self.out_dir / "metrics.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_write(self.out_dir / "metrics.csv") as temporary, open(temporary, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=METRICS_FIELDS)
             writer.writeheader()
             writer.writerows(self._metrics)
-        tmp.replace(path)
         plot_metrics(self._metrics, self.out_dir / "loss.png")
 
     # -- the loop -----------------------------------------------------------------------------

@@ -13,15 +13,17 @@ latent code and look alike, and a participant shown both would know them for gen
 
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from generator.checkpoint import file_sha256, load_model
 from generator.data import clamp_and_filter, load_category, normalise
-from generator.render import sketch_png
-from generator.sample import encode, is_degenerate, sample
+from generator.render import contact_sheet, sketch_png
+from generator.sample import encode, is_degenerate, is_greedy, sample
 
 from .attention import save_stimulus_png
 from .models import Condition, Stimulus
@@ -66,6 +68,46 @@ class Summary:
     def add(self, source, category, condition=""):
         key = (source, category, condition)
         self.created[key] = self.created.get(key, 0) + 1
+
+
+def load_checkpoints(paths, device):
+    """The checkpoints at `paths` (default: the demo checkpoints) on `device`."""
+    paths = paths or sorted(str(p) for p in Path(settings.DEMO_CHECKPOINT_DIR).glob("*.pt"))
+    if not paths:
+        raise StimulusError(f"no --checkpoint given and no demo checkpoints in {settings.DEMO_CHECKPOINT_DIR}")
+    checkpoints = []
+    for path in paths:
+        model, payload = load_model(path, device)
+        checkpoints.append(Checkpoint(path=Path(path).name, sha256=file_sha256(path), model=model, payload=payload))
+    return checkpoints
+
+
+def checkpoint_for_each_category(checkpoints, categories, mode, temperature):
+    """{category: the one checkpoint that makes its generated sketches in this mode and at this
+    temperature}, or a StimulusError that says why there is none."""
+    by_category = {}
+    for category in categories:
+        matching = [c for c in checkpoints if category in c.categories]
+        if not matching:
+            trained = ", ".join(f"{c.path}: {','.join(c.categories)}" for c in checkpoints)
+            raise StimulusError(f"no checkpoint was trained on '{category}' ({trained})")
+        if len(matching) > 1:
+            raise StimulusError(f"several checkpoints were trained on '{category}' "
+                                f"({', '.join(c.path for c in matching)}); pass the one to use with --checkpoint")
+        checkpoint = matching[0]
+        if mode == Condition.Mode.UNCONDITIONAL and len(checkpoint.categories) > 1:
+            raise StimulusError(f"{checkpoint.path} was trained on several categories "
+                                f"({','.join(checkpoint.categories)}), so its unconditional samples have no "
+                                f"category; use --mode conditional or a single-category checkpoint")
+        if mode == Condition.Mode.CONDITIONAL and not checkpoint.model.config.conditional:
+            raise StimulusError(f"{checkpoint.path} is a decoder-only model and cannot encode drawings; "
+                                f"use --mode unconditional")
+        if is_greedy(temperature) and not checkpoint.model.config.conditional:
+            # Nothing random is left: no latent code, no sampling. Participants would see one sketch many times.
+            raise StimulusError(f"{checkpoint.path} is a decoder-only model: at --temperature {temperature} (greedy) "
+                                f"every sample is the same sketch; use a temperature of 1e-6 or more")
+        by_category[category] = checkpoint
+    return by_category
 
 
 def real_permutation(category, test_size, seed):
@@ -229,11 +271,9 @@ def get_condition(study, checkpoint, temperature, mode, reject_degenerate):
 
 
 def write_contact_sheets(study, folder):
-    """Grids of the study's real and of each condition's generated stimuli, made of the very PNGs
+    """Sheets of the study's real and of each condition's generated stimuli, made of the very PNGs
     participants see and captioned with their category, for the researcher to inspect; each sheet
     is titled with what it shows. Returns [(path, title)]."""
-    from PIL import Image, ImageDraw
-
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     groups = [("real", "real sketches", study.stimuli.filter(source=Stimulus.Source.REAL))]
@@ -243,17 +283,8 @@ def write_contact_sheets(study, folder):
         stimuli = list(stimuli.order_by("category", "pk"))
         if not stimuli:
             continue
-        cell, caption, columns, heading = 96, 12, 10, 18
-        rows = -(-len(stimuli) // columns)
-        sheet = Image.new("L", (columns * cell, heading + rows * (cell + caption)), 255)
-        draw = ImageDraw.Draw(sheet)
-        draw.text((3, 3), f"{study.slug}, {title}", fill=0)
-        for i, stimulus in enumerate(stimuli):
-            x, y = (i % columns) * cell, heading + (i // columns) * (cell + caption)
-            sheet.paste(Image.open(stimulus.image_path).resize((cell - 2, cell - 2)), (x + 1, y + 1))
-            draw.text((x + 3, y + cell - 1), stimulus.category, fill=96)
         path = folder / f"{name}.png"
-        sheet.save(path)
+        path.write_bytes(contact_sheet([s.image_path.read_bytes() for s in stimuli], columns=10, cell=96,
+                                       captions=[s.category for s in stimuli], title=f"{study.slug}, {title}"))
         written.append((path, title))
     return written
-

@@ -9,6 +9,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from generator.files import atomic_write
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -25,19 +27,15 @@ def env_list(name, default=""):
 
 def default_secret_key():
     # A per-checkout key kept out of git, so the quick start needs no setup and no two
-    # installations share a key. Written aside and linked into place: server workers starting at
-    # once never read a half-written key, and the first link wins.
+    # installations share a key. Server workers starting at once never read a half-written key,
+    # and the first one written wins.
     path = BASE_DIR / ".secret_key"
     if not path.exists():
-        aside = path.with_name(f".secret_key.{os.getpid()}")
-        with os.fdopen(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
-            file.write(secrets.token_urlsafe(50))
         try:
-            os.link(aside, path)
+            with atomic_write(path, exclusive=True, permissions=0o600) as temporary:
+                temporary.write_text(secrets.token_urlsafe(50))
         except FileExistsError:
             pass
-        finally:
-            aside.unlink()
     return path.read_text().strip()
 
 

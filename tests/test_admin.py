@@ -53,6 +53,11 @@ def test_the_lists_show_participants_and_their_ratings(staff, study):
     assert "777" in ratings
 
 
+def test_the_condition_list_names_each_condition_as_the_results_do(staff, study):
+    page = staff.get(reverse("admin:ratings_condition_changelist")).content.decode()
+    assert f"test.pt ({'0' * 8}) t=0.5 unconditional" in page  # the label of tests/test_stats.py's frame
+
+
 def test_the_study_page_gives_the_recruitment_link(staff, study):
     page = staff.get(reverse("admin:ratings_study_change", args=[study.pk])).content.decode()
     assert "http://testserver/s/pilot/?PROLIFIC_PID={{%PROLIFIC_PID%}}&amp;STUDY_ID={{%STUDY_ID%}}" in page

@@ -124,7 +124,8 @@ def test_interpolate_decodes_codes_evenly_spaced_between_two_drawings(tiny_check
     from generator.management.commands import preview_sketches
 
     recorded = {}
-    real_encode, real_sample, real_grid = sample_module.encode, sample_module.sample, preview_sketches.grid_png
+    real_encode, real_sample = sample_module.encode, sample_module.sample
+    real_sketch_png, real_sheet = preview_sketches.sketch_png, preview_sketches.contact_sheet
 
     def encode(*args, **kwargs):
         recorded["codes"] = real_encode(*args, **kwargs)
@@ -134,13 +135,18 @@ def test_interpolate_decodes_codes_evenly_spaced_between_two_drawings(tiny_check
         recorded["z"] = z
         return real_sample(model, z=z, **kwargs)
 
-    def grid_png(drawings, columns, captions):
-        recorded["drawings"], recorded["captions"] = drawings, captions
-        return real_grid(drawings, columns=columns, captions=captions)
+    def sketch_png(drawing):
+        recorded.setdefault("drawings", []).append(drawing)
+        return real_sketch_png(drawing)
+
+    def contact_sheet(images, columns, captions):
+        recorded["captions"] = captions
+        return real_sheet(images, columns=columns, captions=captions)
 
     monkeypatch.setattr(sample_module, "encode", encode)
     monkeypatch.setattr(sample_module, "sample", sample)
-    monkeypatch.setattr(preview_sketches, "grid_png", grid_png)
+    monkeypatch.setattr(preview_sketches, "sketch_png", sketch_png)
+    monkeypatch.setattr(preview_sketches, "contact_sheet", contact_sheet)
     call_command("preview_sketches", "--checkpoint", str(tiny_checkpoint()), "--interpolate", "--count", "5",
                  "--seed", "3", "--out", str(tmp_path / "x.png"), "--data-dir", str(fixture_data_dir))
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from generator.data import load_npz
-from generator.render import CANVAS, grid_png, sketch_png
+from generator.render import CANVAS, contact_sheet, sketch_png
 
 
 def png_chunks(data):
@@ -67,7 +67,7 @@ def test_blank_drawing_is_a_white_canvas():
     assert pixels.min() == 255
 
 
-def test_grid_holds_every_drawing(drawings):
-    image = Image.open(io.BytesIO(grid_png(list(drawings[:10]), columns=4, cell=64)))
+def test_contact_sheet_holds_every_image(drawings):
+    image = Image.open(io.BytesIO(contact_sheet([sketch_png(d) for d in drawings[:10]], columns=4, cell=64)))
     assert image.size == (4 * 64, 3 * 64)
 

@@ -6,10 +6,11 @@ import math
 import pytest
 from django.utils import timezone
 
-from ratings.models import Participant, Rating, Stimulus
+from ratings.attention import EXPECTED_GRADE
+from ratings.models import DEFAULT_INSTRUCTIONS, Participant, Rating, Stimulus
 from ratings.stats.bootstrap import Z, wilson_interval
 from ratings.stats.exports import tidy_ratings, to_json
-from ratings.stats.frame import FAILED_ATTENTION, UNFINISHED, ratings_frame
+from ratings.stats.frame import ATTENTION_RULE, FAILED_ATTENTION, UNFINISHED, ratings_frame
 from ratings.stats.headline import verdict
 from ratings.stats.results import study_results
 from ratings.stats.summary import SUMMARY_COLUMNS, SUMMARY_LEVELS, best_and_worst
@@ -40,6 +41,12 @@ def test_ratings_frame_flags_attention_checks_and_exclusions(rated_study):
     generated = frame[frame["source"] == "generated"].iloc[0]
     assert generated["condition"] == f"test.pt ({'0' * 8}) t=0.5 unconditional"
     assert generated["temperature"] == 0.5
+
+
+def test_the_attention_rule_asks_for_the_grade_the_instructions_give():
+    assert EXPECTED_GRADE == Rating.Grade.FAKE
+    assert "grade it Fake." in DEFAULT_INSTRUCTIONS
+    assert ATTENTION_RULE.endswith("other than Fake")
 
 
 def test_an_unfinished_participant_who_failed_an_attention_check_has_both_reasons(rated_study):

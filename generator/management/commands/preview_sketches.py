@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from generator.data import SketchDataError, load_category, load_model_data
 from generator.management.options import add_data_dir_argument, add_device_argument, check_seed
-from generator.render import grid_png
+from generator.render import contact_sheet, sketch_png
 
 
 class Command(BaseCommand):
@@ -57,7 +57,7 @@ class Command(BaseCommand):
         out = Path(opts["out"])
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(grid_png(drawings, columns=opts["columns"], captions=captions))
+            out.write_bytes(contact_sheet([sketch_png(d) for d in drawings], columns=opts["columns"], captions=captions))
         except OSError as error:
             raise CommandError(f"Could not write {out}: {error}") from None
         self.stdout.write(f"wrote {len(drawings)} sketches to {out}")

@@ -1,26 +1,14 @@
-import os
-import tempfile
+"""export_ratings: write a study's ratings, summary or participants as CSV."""
+
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from generator.files import atomic_write
+from ratings.management.options import add_results_arguments, existing_study
 from ratings.stats.exports import csv_text, participants_table, tidy_ratings
 from ratings.stats.frame import ratings_frame
 from ratings.stats.results import study_results
-
-from .study_report import add_results_arguments, study_from_options
-
-
-def write_atomically(path, text):
-    """Write aside in the same folder, then rename: the file is complete or untouched."""
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 class Command(BaseCommand):
@@ -44,7 +32,7 @@ class Command(BaseCommand):
         if opts["include_excluded"] and not opts["summary"]:
             raise CommandError("--include-excluded applies to --summary; the ratings file always has every "
                                "rating, with its exclusion in the 'exclusion' column.")
-        study = study_from_options(opts)
+        study = existing_study(opts["study"])
         out = Path(opts["out"])
         if out.is_dir():
             raise CommandError(f"--out {out} is a folder; give a file name, e.g. {out / (study.slug + '.csv')}")
@@ -53,7 +41,7 @@ class Command(BaseCommand):
 
         if opts["summary"]:
             table = study_results(study, include_excluded=opts["include_excluded"],
-                                        bootstrap=opts["bootstrap"], seed=opts["seed"]).summary
+                                  bootstrap=opts["bootstrap"], seed=opts["seed"]).summary
             what = "summary rows"
         elif opts["participants"]:
             table = participants_table(study)
@@ -62,7 +50,8 @@ class Command(BaseCommand):
             table = tidy_ratings(ratings_frame(study))
             what = "ratings"
         try:
-            write_atomically(out, csv_text(table))
+            with atomic_write(out) as temporary:
+                temporary.write_text(csv_text(table), encoding="utf-8", newline="")
         except OSError as error:
             raise CommandError(f"Could not write {out}: {error}") from None
         self.stdout.write(f"Wrote {len(table)} {what} of study {study.slug} to {out}")

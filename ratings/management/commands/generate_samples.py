@@ -10,20 +10,21 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
 
-from generator.checkpoint import CheckpointError, file_sha256, load_model, resolve_device
+from generator.checkpoint import CheckpointError, resolve_device
 from generator.data import SketchDataError, load_category
-from generator.management.options import check_seed, parse_categories
-from generator.sample import is_greedy
+from generator.management.options import add_data_dir_argument, add_device_argument, check_seed, parse_categories
 from ratings.attention import ensure_attention_stimuli
 from ratings.database import require_migrated_database
+from ratings.management.options import add_study_argument
 from ratings.models import Condition, Stimulus, Study
 from ratings.stimuli import (
-    Checkpoint,
     StimulusError,
     Summary,
     add_generated_stimuli,
     add_real_stimuli,
+    checkpoint_for_each_category,
     get_condition,
+    load_checkpoints,
     remove_orphan_files,
     write_contact_sheets,
 )
@@ -40,7 +41,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--study", required=True, help="study slug (letters, digits, - and _)")
+        add_study_argument(parser, help="study slug (letters, digits, - and _)")
         parser.add_argument("--checkpoint", action="append", default=None,
                             help="a checkpoint from train_sketch_rnn; repeat for one per category "
                                  "(default: the demo checkpoints in fixtures/checkpoints)")
@@ -57,10 +58,8 @@ class Command(BaseCommand):
                                  "draw more instead; the number rejected per category is printed and stored. "
                                  "Off by default: without it every sample is kept")
         parser.add_argument("--seed", type=int, default=0, help="selects the real drawings and the samples (default 0)")
-        parser.add_argument("--data-dir", default=None, help="data search path: folders of <category>.npz or .ndjson files, dir1:dir2 as PATH "
-                                 "(default QUICKDRAW_DATA_DIR)")
-        parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                            help="default: cuda when present")
+        add_data_dir_argument(parser)
+        add_device_argument(parser)
 
     def handle(self, *args, **opts):
         started = time.perf_counter()
@@ -72,10 +71,13 @@ class Command(BaseCommand):
             device = resolve_device(opts["device"])
         except ValueError as e:
             raise CommandError(str(e))
-        checkpoints = self.load_checkpoints(opts["checkpoint"], device)
-        categories = (parse_categories(opts["categories"]) if opts["categories"]
-                      else list(dict.fromkeys(c for ck in checkpoints for c in ck.categories)))
-        by_category = self.checkpoint_per_category(checkpoints, categories, mode, opts["temperature"])
+        try:
+            checkpoints = load_checkpoints(opts["checkpoint"], device)
+            categories = (parse_categories(opts["categories"]) if opts["categories"]
+                          else list(dict.fromkeys(c for ck in checkpoints for c in ck.categories)))
+            by_category = checkpoint_for_each_category(checkpoints, categories, mode, opts["temperature"])
+        except (CheckpointError, StimulusError) as e:
+            raise CommandError(str(e))
         self.check_data(categories, data_dir, opts)
 
         with transaction.atomic():
@@ -126,44 +128,6 @@ class Command(BaseCommand):
             if opts["real"] // len(categories) > test_size:
                 raise CommandError(f"{category}: --real asks for {opts['real'] // len(categories)} drawings per "
                                    f"category, but its test split holds {test_size}")
-
-    def load_checkpoints(self, paths, device):
-        paths = paths or sorted(str(p) for p in Path(settings.DEMO_CHECKPOINT_DIR).glob("*.pt"))
-        if not paths:
-            raise CommandError(f"no --checkpoint given and no demo checkpoints in {settings.DEMO_CHECKPOINT_DIR}")
-        checkpoints = []
-        for path in paths:
-            try:
-                model, payload = load_model(path, device)
-            except CheckpointError as e:
-                raise CommandError(str(e))
-            checkpoints.append(Checkpoint(path=Path(path).name, sha256=file_sha256(path), model=model, payload=payload))
-        return checkpoints
-
-    def checkpoint_per_category(self, checkpoints, categories, mode, temperature):
-        by_category = {}
-        for category in categories:
-            matching = [c for c in checkpoints if category in c.categories]
-            if not matching:
-                trained = ", ".join(f"{c.path}: {','.join(c.categories)}" for c in checkpoints)
-                raise CommandError(f"no checkpoint was trained on '{category}' ({trained})")
-            if len(matching) > 1:
-                raise CommandError(f"several checkpoints were trained on '{category}' "
-                                   f"({', '.join(c.path for c in matching)}); pass the one to use with --checkpoint")
-            checkpoint = matching[0]
-            if mode == Condition.Mode.UNCONDITIONAL and len(checkpoint.categories) > 1:
-                raise CommandError(f"{checkpoint.path} was trained on several categories "
-                                   f"({','.join(checkpoint.categories)}), so its unconditional samples have no "
-                                   f"category; use --mode conditional or a single-category checkpoint")
-            if mode == Condition.Mode.CONDITIONAL and not checkpoint.model.config.conditional:
-                raise CommandError(f"{checkpoint.path} is a decoder-only model and cannot encode drawings; "
-                                   f"use --mode unconditional")
-            if is_greedy(temperature) and not checkpoint.model.config.conditional:
-                # Nothing random is left: no latent code, no sampling. Participants would see one sketch many times.
-                raise CommandError(f"{checkpoint.path} is a decoder-only model: at --temperature {temperature} (greedy) "
-                                   f"every sample is the same sketch; use a temperature of 1e-6 or more")
-            by_category[category] = checkpoint
-        return by_category
 
     def print_summary(self, study, created, summary, attention, sheets, seconds):
         w = self.stdout.write

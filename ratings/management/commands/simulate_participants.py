@@ -1,13 +1,12 @@
+"""simulate_participants: dry-run a study with simulated participants, or delete them."""
+
 from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ratings.database import require_migrated_database
-from ratings.models import Study
+from ratings.management.options import add_study_argument, existing_study, positive
 from ratings.simulation import (PID_PREFIX, POLICIES, ServerTransport, Simulation, SimulationError,
                                 TestClientTransport, delete_simulated)
-
-from .study_report import positive
 
 
 def root_url(value):
@@ -15,14 +14,6 @@ def root_url(value):
     if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
         raise ValueError(value)
     return value
-
-
-def find_study(slug):
-    require_migrated_database()
-    study = Study.objects.filter(slug=slug).first()
-    if study is None:
-        raise CommandError(f"No study with slug {slug!r}.")
-    return study
 
 
 class Command(BaseCommand):
@@ -38,7 +29,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--study", required=True, help="the study's slug")
+        add_study_argument(parser)
         run_or_delete = parser.add_mutually_exclusive_group(required=True)
         run_or_delete.add_argument("--n", type=positive, help="how many participants to simulate")
         run_or_delete.add_argument(
@@ -59,7 +50,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         if opts["delete"]:
-            self.delete(find_study(opts["study"]))
+            self.delete(existing_study(opts["study"]))
             return
         study = self.open_study(opts["study"])
         transport = ServerTransport(opts["url"]) if opts["url"] else TestClientTransport()
@@ -89,7 +80,7 @@ class Command(BaseCommand):
     @staticmethod
     def open_study(slug):
         """The study, if participants can take it now."""
-        study = find_study(slug)
+        study = existing_study(slug)
         if not study.is_open:
             raise CommandError(f"Study {slug} is closed; open it in the admin to dry-run it.")
         if not study.stimuli.exists():

@@ -2,43 +2,13 @@
 
 import textwrap
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from ratings.database import require_migrated_database
-from ratings.models import Study
-from ratings.stats.bootstrap import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from ratings.management.options import add_results_arguments, existing_study
 from ratings.stats.exports import display_summary, to_json
 from ratings.stats.frame import SCORE_MAPPING
 from ratings.stats.results import study_results
 from ratings.stats.summary import best_and_worst
-
-
-def positive(value):
-    number = int(value)
-    if number < 1:
-        raise ValueError(value)
-    return number
-
-
-def add_results_arguments(parser, applies_to=""):
-    """--study and the options of study_results, shared with export_ratings --summary."""
-    parser.add_argument("--study", required=True, help="the study's slug")
-    parser.add_argument("--include-excluded", action="store_true",
-                        help=f"{applies_to}count unfinished participants and those who failed an attention check "
-                             "(attention-check ratings are never counted)")
-    parser.add_argument("--bootstrap", type=positive, default=DEFAULT_BOOTSTRAP,
-                        help=f"{applies_to}bootstrap resamples for the confidence intervals "
-                             f"(default {DEFAULT_BOOTSTRAP})")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help=f"{applies_to}bootstrap seed, so reports repeat (default {DEFAULT_SEED})")
-
-
-def study_from_options(opts):
-    require_migrated_database()
-    try:
-        return Study.objects.get(slug=opts["study"])
-    except Study.DoesNotExist:
-        raise CommandError(f"No study with slug {opts['study']!r}.") from None
 
 
 def indent(text, prefix="  "):
@@ -66,9 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print only one JSON object, for scripts")
 
     def handle(self, *args, **opts):
-        study = study_from_options(opts)
+        study = existing_study(opts["study"])
         results = study_results(study, include_excluded=opts["include_excluded"],
-                                      bootstrap=opts["bootstrap"], seed=opts["seed"])
+                                bootstrap=opts["bootstrap"], seed=opts["seed"])
         if opts["json"]:
             self.stdout.write(to_json(results))
         else:
