@@ -7,9 +7,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from ratings.models import Participant, Rating
-from ratings.stats.exports import PARTICIPANT_COLUMNS, TIDY_COLUMNS
 from ratings.stats.frame import FAILED_ATTENTION, UNFINISHED
-from ratings.stats.summary import SUMMARY_COLUMNS
+from tests.results_data import PARTICIPANTS_CSV_COLUMNS, RATINGS_CSV_COLUMNS, SUMMARY_CSV_COLUMNS
 
 
 def export(*args):
@@ -32,7 +31,7 @@ def test_ratings_file_has_one_row_per_rating(rated_study, tmp_path):
     out = tmp_path / "ratings.csv"
     assert export("--study", "rated", "--out", str(out)) == f"Wrote 52 ratings of study rated to {out}\n"
     ratings = pd.read_csv(out)
-    assert list(ratings.columns) == TIDY_COLUMNS
+    assert list(ratings.columns) == RATINGS_CSV_COLUMNS
     assert len(ratings) == 5 * 10 + 2
     assert ratings["attention_check"].sum() == 10
     tokens = dict(Participant.objects.filter(study=rated_study).values_list("prolific_pid", "token"))
@@ -72,7 +71,7 @@ def test_summary_file_is_the_reports_table(rated_study, tmp_path):
     assert export("--study", "rated", "--out", str(out), "--summary", "--bootstrap", "100", "--seed", "5") == \
         f"Wrote 9 summary rows of study rated to {out}\n"
     written = pd.read_csv(out)
-    assert list(written.columns) == SUMMARY_COLUMNS
+    assert list(written.columns) == SUMMARY_CSV_COLUMNS
     reported = pd.DataFrame(report_json("--study", "rated", "--bootstrap", "100", "--seed", "5")["summary"])
     # Empty strings read back as missing; the numbers are the same to the last digit.
     pd.testing.assert_frame_equal(blanks(written), blanks(reported), check_dtype=False)
@@ -96,7 +95,7 @@ def test_participants_file_has_one_row_per_participant(rated_study, tmp_path):
     assert export("--study", "rated", "--out", str(out), "--participants") == \
         f"Wrote 7 participants of study rated to {out}\n"
     table = pd.read_csv(out, keep_default_na=False).set_index("prolific_pid")
-    assert list(table.reset_index().columns[[1, 0]]) == PARTICIPANT_COLUMNS[:2]
+    assert list(table.reset_index().columns[[1, 0]]) == PARTICIPANTS_CSV_COLUMNS[:2]
     assert list(table.index) == ["pid-A", "pid-B", "pid-C", "pid-D", "pid-F", "pid-E", "pid-G"]  # as they started
     columns = ["rated", "attention_checks", "attention_checks_failed", "exclusion"]
     assert table.loc["pid-A", columns].tolist() == [10, 2, 0, ""]
@@ -114,9 +113,9 @@ def test_a_study_without_ratings_gives_headers_only(make_study, tmp_path):
     export("--study", "fresh", "--out", str(tmp_path / "r.csv"))
     export("--study", "fresh", "--out", str(tmp_path / "s.csv"), "--summary")
     export("--study", "fresh", "--out", str(tmp_path / "p.csv"), "--participants")
-    assert list(pd.read_csv(tmp_path / "r.csv").columns) == TIDY_COLUMNS
-    assert list(pd.read_csv(tmp_path / "s.csv").columns) == SUMMARY_COLUMNS
-    assert list(pd.read_csv(tmp_path / "p.csv").columns) == PARTICIPANT_COLUMNS
+    assert list(pd.read_csv(tmp_path / "r.csv").columns) == RATINGS_CSV_COLUMNS
+    assert list(pd.read_csv(tmp_path / "s.csv").columns) == SUMMARY_CSV_COLUMNS
+    assert list(pd.read_csv(tmp_path / "p.csv").columns) == PARTICIPANTS_CSV_COLUMNS
 
 
 def test_replaces_the_file_whole_and_leaves_nothing_aside(rated_study, tmp_path):
@@ -138,7 +137,7 @@ def test_clear_errors(rated_study, tmp_path):
         export("--study", "rated", "--out", str(tmp_path))
     with pytest.raises(CommandError, match="applies to --summary"):
         export("--study", "rated", "--out", str(tmp_path / "x.csv"), "--include-excluded")
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match="the following arguments are required: --out"):
         export("--study", "rated")
     with pytest.raises(CommandError, match="not allowed with argument --summary"):
         export("--study", "rated", "--out", str(tmp_path / "x.csv"), "--summary", "--participants")

@@ -1,3 +1,4 @@
+import hashlib
 import io
 import re
 import shutil
@@ -60,7 +61,7 @@ def test_defaults_make_a_balanced_study_from_the_test_split(demo, fixture_data_d
     generate("--study", "demo", "--real", "8", "--generated", "8")
     study = Study.objects.get(slug="demo")
     out = capsys.readouterr().out
-    assert "added" in out
+    assert "Study 'demo' (created): added 16 stimuli in " in out
     assert f"Contact sheet: {settings.REPORTS_DIR / 'demo' / 'real.png'} (real sketches)" in out
     assert "(generated: circle.pt " in out and "t=0.5 unconditional)" in out
     real = study.stimuli.filter(source="real")
@@ -77,7 +78,8 @@ def test_defaults_make_a_balanced_study_from_the_test_split(demo, fixture_data_d
     assert len(conditions) == 2  # one checkpoint per category: one condition each
     for condition in conditions:
         assert condition.temperature == 0.5 and condition.mode == "unconditional"
-        assert len(condition.checkpoint_sha256) == 64 and condition.checkpoint_name in ("circle.pt", "square.pt")
+    assert sorted((c.checkpoint_name, c.checkpoint_sha256) for c in conditions) == [
+        (name, hashlib.sha256((demo / name).read_bytes()).hexdigest()) for name in ("circle.pt", "square.pt")]
     assert set(generated.values_list("condition", flat=True)) == set(study.conditions.values_list("pk", flat=True))
     # Contact sheets live in the reports folder, never among the stimulus files.
     sheets = list((settings.REPORTS_DIR / "demo").glob("*.png"))

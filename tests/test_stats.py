@@ -13,8 +13,8 @@ from ratings.stats.exports import tidy_ratings, to_json
 from ratings.stats.frame import ATTENTION_RULE, FAILED_ATTENTION, UNFINISHED, ratings_frame
 from ratings.stats.headline import verdict
 from ratings.stats.results import study_results
-from ratings.stats.summary import SUMMARY_COLUMNS, SUMMARY_LEVELS, best_and_worst
-from tests.results_data import add_participant, build_rated_study, stimuli_by_name
+from ratings.stats.summary import best_and_worst
+from tests.results_data import SUMMARY_CSV_COLUMNS, add_participant, build_rated_study, stimuli_by_name
 
 
 def row(summary, level, source, category="all"):
@@ -244,7 +244,7 @@ def test_a_study_without_ratings(make_study):
     results = study_results(make_study(slug="empty"))
     assert not results.has_ratings
     assert results.headline is None and results.agreement is None
-    assert results.summary.empty and list(results.summary.columns) == SUMMARY_COLUMNS
+    assert results.summary.empty and list(results.summary.columns) == SUMMARY_CSV_COLUMNS
     assert results.items.empty
     assert results.stimuli.to_dict("records")[0] == {"source": "real", "category": "circle", "condition": "",
                                                      "stimuli": 4}
@@ -258,4 +258,4 @@ def test_results_are_json_ready_and_repeat_with_the_seed(rated_study):
     data = json.loads(first)
     assert data["headline"]["generated"]["share"] == pytest.approx(9 / 16)
     assert data["method"]["resamples"] == 100 and data["method"]["seed"] == 7
-    assert {r["level"] for r in data["summary"]} == set(SUMMARY_LEVELS)
+    assert {r["level"] for r in data["summary"]} == {"source", "source x category", "condition", "condition x category"}

@@ -88,5 +88,5 @@ def test_a_study_whose_raters_are_all_excluded_says_so(make_study):
 def test_unknown_study_and_bad_options(db):
     with pytest.raises(CommandError, match="No study with slug 'nope'"):
         report("--study", "nope")
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match="argument --bootstrap: invalid positive value: '0'"):
         report("--study", "nope", "--bootstrap", "0")

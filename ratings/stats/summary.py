@@ -12,7 +12,6 @@ from .bootstrap import DEFAULT_BOOTSTRAP, DEFAULT_SEED, bootstrap_shares, percen
 from .frame import REAL_OR_POSSIBLY
 
 
-SUMMARY_LEVELS = ["source", "source x category", "condition", "condition x category"]
 CONDITION_COLUMNS = ["condition", "checkpoint", "temperature", "mode"]
 SUMMARY_COLUMNS = ["level", "source", "category", *CONDITION_COLUMNS, "ratings", "raters", "items",
                    *(f"share_{grade}" for grade in Rating.Grade.values), "share_real_or_possibly",
