@@ -1,3 +1,5 @@
+"""Fixtures every test shares: isolated output folders, the fixture data, studies built through the real renderer."""
+
 import os
 from pathlib import Path
 
@@ -44,6 +46,20 @@ def make_study(db):
     from tests.factories import build_study
 
     return build_study
+
+
+@pytest.fixture
+def study(make_study):
+    """The small study the participant-page tests share: 4 sketches and 1 attention check each."""
+    return make_study(slug="pilot", items_per_participant=4, attention=1)
+
+
+@pytest.fixture
+def participant(client, study):
+    """A participant of `study` who consented and started, in `client`'s session."""
+    from tests.participant_steps import start
+
+    return start(client, study)
 
 
 @pytest.fixture

@@ -17,11 +17,6 @@ def deployed(settings):
     settings.DEBUG = False
 
 
-@pytest.fixture
-def study(make_study):
-    return make_study(slug="pilot", items_per_participant=4, attention=1)
-
-
 def study_page(response, status, title):
     """Check a response is the study's plain page with this status and heading; returns its text."""
     page = response.content.decode()

@@ -1,3 +1,5 @@
+"""export_ratings: the ratings, summary and participants files, read back against the report's numbers."""
+
 import json
 from io import StringIO
 

@@ -1,3 +1,5 @@
+"""generate_samples and ratings/stimuli.py: reproducible, balanced stimuli from real drawings and tiny trained checkpoints."""
+
 import hashlib
 import io
 import re

@@ -1,3 +1,5 @@
+"""The one renderer: the same bytes for the same drawing, nothing in them but the drawing; contact sheets."""
+
 import io
 import struct
 

@@ -1,3 +1,5 @@
+"""The results page and its downloads: staff only, the same numbers as study_report and export_ratings."""
+
 import io
 import subprocess
 import sys

@@ -1,3 +1,5 @@
+"""simulate_participants: dry runs through the participant pages, and their removal."""
+
 import socket
 import subprocess
 import sys
@@ -11,11 +13,6 @@ from ratings.models import Assignment, Participant, Rating
 from ratings.simulation import POLICIES
 from tests.conftest import ROOT
 from tests.participant_steps import answer, start
-
-
-@pytest.fixture
-def study(make_study):
-    return make_study(slug="pilot", items_per_participant=4, attention=1)
 
 
 def simulate(*args, study="pilot"):

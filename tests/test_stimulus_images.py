@@ -10,16 +10,6 @@ from ratings.models import Stimulus
 from tests.participant_steps import start
 
 
-@pytest.fixture
-def study(make_study):
-    return make_study(slug="pilot", items_per_participant=4, attention=1)
-
-
-@pytest.fixture
-def participant(client, study):
-    return start(client, study)
-
-
 def assigned(participant, source):
     return participant.assignments.filter(stimulus__source=source).first().stimulus
 

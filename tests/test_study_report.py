@@ -1,3 +1,5 @@
+"""study_report: the printed report and its JSON."""
+
 import json
 from io import StringIO
 

@@ -13,16 +13,6 @@ from ratings.models import Participant, Rating, Stimulus
 from tests.participant_steps import answer, shown_position, start, url
 
 
-@pytest.fixture
-def study(make_study):
-    return make_study(slug="pilot", items_per_participant=4, attention=1)
-
-
-@pytest.fixture
-def participant(client, study):
-    return start(client, study)
-
-
 def test_the_trial_page_shows_one_sketch_three_buttons_and_the_progress(client, study, participant):
     response = client.get(url("trial", study))
     page = response.content.decode()
