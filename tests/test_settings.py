@@ -86,8 +86,10 @@ def test_processes_starting_at_once_make_one_secret_key(tmp_path, monkeypatch):
     from studysite import settings as settings_module
 
     monkeypatch.setattr(settings_module, "BASE_DIR", tmp_path)
-    with multiprocessing.get_context("fork").Pool(8) as pool:
-        keys = pool.map(default_key_after_a_barrier, range(8))
+    pool = multiprocessing.get_context("fork").Pool(8)
+    keys = pool.map(default_key_after_a_barrier, range(8))
+    pool.close()  # workers leave by themselves: terminate() kills them and can hang the join on a busy machine
+    pool.join()
     assert len(set(keys)) == 1 and len(keys[0]) > 40
     assert [p.name for p in tmp_path.iterdir()] == [".secret_key"]
     assert (tmp_path / ".secret_key").stat().st_mode & 0o777 == 0o600
