@@ -14,7 +14,8 @@ groups) and takes the same arguments:
 Cells:
 - "layer_norm": an LSTM with layer normalisation of each gate and of the cell, and recurrent
   dropout on the candidate, as the reference's LayerNormLSTMCell (its choice for small datasets).
-- "lstm": torch's fused nn.LSTM (faster, no recurrent dropout).
+- "lstm": torch's fused nn.LSTM (faster, no recurrent dropout: its fused kernel has no place for a
+  mask on the candidate, so config.recurrent_dropout does not apply to it).
 
 On the CPU both run a few steps at a time (steps_per_chunk), and the layer-normalised cell
 computes its recurrent weights' gradient in one matmul per chunk (RecurrentWeightGrad).
@@ -31,7 +32,7 @@ CPU_CHUNK_BYTES = 8 << 20  # gate pre-activations per chunk of steps on the CPU 
 def make_cell(config, input_size, hidden_size, groups=1):
     """The cell that config.cell names, running `groups` LSTMs of input_size -> hidden_size."""
     if config.cell == "layer_norm":
-        return LayerNormLSTM(input_size, hidden_size, groups, dropout=config.recurrent_dropout)
+        return LayerNormLSTM(input_size, hidden_size, groups, dropout=config.recurrent_dropout, eps=config.layer_norm_eps)
     if config.cell == "lstm":
         if groups == 1:
             return FusedLSTM(input_size, hidden_size)
@@ -105,10 +106,11 @@ class LayerNormLSTM(nn.Module):
     """LSTM with layer normalisation of each gate and of the cell, and recurrent dropout on the
     candidate ("without memory loss"), as the reference's LayerNormLSTMCell."""
 
-    def __init__(self, input_size, hidden_size, groups=1, dropout=0.1):
+    def __init__(self, input_size, hidden_size, groups=1, dropout=0.1, eps=1e-5):
         super().__init__()
         self.hidden_size = hidden_size
         self.dropout = dropout
+        self.eps = eps  # of the layer normalisations
         self.w_ih = nn.Parameter(torch.empty(groups, input_size, 4 * hidden_size))
         self.w_hh = nn.Parameter(torch.empty(groups, hidden_size, 4 * hidden_size))
         self.gate_gain = nn.Parameter(torch.ones(groups, 1, 4, hidden_size))
@@ -136,14 +138,14 @@ class LayerNormLSTM(nn.Module):
         `w_hh` replaces the recurrent weights (forward passes a detached copy, see there)."""
         gates = torch.baddbmm(x_proj, h, self.w_hh if w_hh is None else w_hh)
         shape = gates.shape
-        gates = F.layer_norm(gates.view(*shape[:2], 4, self.hidden_size), (self.hidden_size,))
+        gates = F.layer_norm(gates.view(*shape[:2], 4, self.hidden_size), (self.hidden_size,), eps=self.eps)
         gates = torch.addcmul(self.gate_bias, gates, self.gate_gain)
         i, f, j, o = gates.unbind(2)
         candidate = torch.tanh(j)
         if keep is not None:
             candidate = candidate * keep
         c = torch.addcmul(c * torch.sigmoid(f), torch.sigmoid(i), candidate)
-        c_norm = torch.addcmul(self.cell_bias, F.layer_norm(c, (self.hidden_size,)), self.cell_gain)
+        c_norm = torch.addcmul(self.cell_bias, F.layer_norm(c, (self.hidden_size,), eps=self.eps), self.cell_gain)
         h = torch.tanh(c_norm) * torch.sigmoid(o)
         return h, c
 

@@ -8,6 +8,10 @@ distribution over the three pen states. The losses are the paper's: the reconstr
 The encoder reads only the real points of each drawing without packing: the forward direction
 reads the padded batch and is read out at each drawing's last point; the backward direction reads
 each drawing reversed within its own length. The recurrent cells are in cells.py.
+
+Where this project departs from magenta's sketch_rnn (the reference), a Config field names the
+choice; REFERENCE holds the reference's values of them all (make_config(faithful=True), `--set
+faithful=true`). benchmarks/README.md lists every difference and what it costs.
 """
 
 import math
@@ -20,8 +24,13 @@ import torch.nn.functional as F
 from .cells import CELLS, make_cell
 
 LOG_2PI = math.log(2 * math.pi)
-LOG_SIGMA_RANGE = (-7.0, 7.0)  # guards exp(sigma) against under/overflow over long runs
 RHO_LIMIT = 1 - 1e-4  # keeps 1 - rho^2 away from 0
+BATCHINGS = ("bucketed", "reference")  # the values of Config.batching
+OUTPUT_INITS = ("torch", "glorot")  # the values of Config.output_init
+# The faithful mode's log-sigma clamp: a guard against float32 overflow only. A sigma of e^-20 is
+# 1e-7 of the data's scale, far below its resolution (offsets are whole units, the scale about 40
+# of them); the training metrics count every value it changes.
+LOG_SIGMA_GUARD = 20.0
 
 
 @dataclass
@@ -53,6 +62,13 @@ class Config:
     augment_mirror_prob: float = 0.0  # not in the reference: mirror drawings left to right
     ema_decay: float = 0.0  # not in the reference: validate and keep a moving average of the weights (0: off)
     eval_every: int = 500
+    # Where the reference differs (REFERENCE holds its values):
+    batching: str = "bucketed"  # "bucketed": drawings of similar length, padded to the batch's longest + 1 (faster;
+    # the pen loss sees about a tenth of the steps after each drawing's end); "reference": drawn uniformly, padded to N_max
+    log_sigma_limit: float = 7.0  # the mixture's log-sigma is clamped to +-this (the reference has no clamp)
+    layer_norm_eps: float = 1e-5  # the layer_norm cell's epsilon (the reference's: 1e-3)
+    output_init: str = "torch"  # the output layer's initial weights: nn.Linear's, or "glorot" (the reference's, bias too)
+    density_epsilon: float = 0.0  # training's L_s is -log(density + this): 0 as the paper writes it, 1e-6 as the reference
 
     def __post_init__(self):
         # --set and foreign checkpoints reach here unchecked; a bad value would otherwise fail
@@ -64,6 +80,11 @@ class Config:
         non_negative = (lambda v: v >= 0, "at least 0")
         rules = {
             "cell": (lambda v: v in CELLS, f"one of {', '.join(CELLS)}"),
+            "batching": (lambda v: v in BATCHINGS, f"one of {', '.join(BATCHINGS)}"),
+            "output_init": (lambda v: v in OUTPUT_INITS, f"one of {', '.join(OUTPUT_INITS)}"),
+            "log_sigma_limit": (lambda v: v > 0, "above 0"),
+            "layer_norm_eps": (lambda v: v > 0, "above 0"),
+            "density_epsilon": (lambda v: v >= 0, "at least 0"),
             **dict.fromkeys(["enc_size", "dec_size", "z_size", "num_mixture", "batch_size", "max_seq_len",
                              "eval_every"], at_least_1),
             **dict.fromkeys(["recurrent_dropout", "output_dropout", "ema_decay", "random_scale"], fraction),
@@ -97,6 +118,11 @@ class Config:
         values["categories"] = list(self.categories)
         return values
 
+    @property
+    def faithful(self):
+        """Whether every setting of REFERENCE has the reference's value."""
+        return all(getattr(self, key) == value for key, value in REFERENCE.items())
+
     def lr_at(self, step):
         return (self.lr - self.min_lr) * self.lr_decay**step + self.min_lr
 
@@ -112,10 +138,23 @@ PRESETS = {
 }
 
 
-def make_config(preset="cpu", **overrides):
+# The faithful mode: the reference's choice wherever this project's default departs from it.
+REFERENCE = dict(batching="reference", log_sigma_limit=LOG_SIGMA_GUARD, layer_norm_eps=1e-3, output_init="glorot",
+                 density_epsilon=1e-6)
+
+
+def make_config(preset="cpu", faithful=False, **overrides):
+    """The preset's config, with REFERENCE's settings when `faithful`, and `overrides` over both."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
-    return replace(Config(), **{**PRESETS[preset], **overrides})
+    config = replace(Config(), **{**PRESETS[preset], **(REFERENCE if faithful else {}), **overrides})
+    if faithful and config.cell == "lstm" and config.recurrent_dropout > 0:
+        # nn.LSTM's fused kernel (the fused cell's reason to be) has no place for a mask on the
+        # candidate; a cell that masks it must run its steps one by one, as the layer-norm cell does.
+        raise ValueError("the faithful mode trains with the reference's recurrent dropout, which the fused lstm cell "
+                         "cannot apply; use the layer_norm cell (the reference's LayerNormLSTMCell, with the same "
+                         "dropout) or recurrent_dropout=0 (the reference's use_recurrent_dropout=False)")
+    return config
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,6 +188,11 @@ class SketchRNN(nn.Module):
                 nn.init.zeros_(layer.bias)
         self.dec = make_cell(c, 5 + (c.z_size if c.conditional else 0), c.dec_size)
         self.out = nn.Linear(c.dec_size, 6 * c.num_mixture + 3)
+        if c.output_init == "glorot":
+            # TensorFlow's default for both: Glorot uniform, a vector's fans both its length.
+            nn.init.xavier_uniform_(self.out.weight)
+            bound = math.sqrt(3 / self.out.bias.numel())
+            nn.init.uniform_(self.out.bias, -bound, bound)
         self.register_state_dict_post_hook(save_names)
         self.register_load_state_dict_pre_hook(load_names)
 
@@ -211,7 +255,7 @@ class SketchRNN(nn.Module):
             z, mu, sigma_hat = self.encode(targets, lengths, generator)
         state = self.initial_state(z, batch.shape[0], batch.device)
         raw, _ = self.decode(batch[:, :-1], z, state, generator)
-        return split_outputs(raw, self.config.num_mixture), mu, sigma_hat
+        return split_outputs(raw, self.config), mu, sigma_hat
 
 
 # Checkpoints name the fused cell's encoder directions (its groups) enc_fwd and enc_bwd, two
@@ -243,20 +287,32 @@ def load_names(module, state_dict, prefix, *args):
 # Output distribution and losses
 
 
-def split_outputs(raw, num_mixture):
-    """Raw decoder outputs (..., 6M + 3) -> dict of mixture and pen parameters (log space)."""
-    m = num_mixture
+def split_outputs(raw, config):
+    """Raw decoder outputs (..., 6M + 3) -> dict of mixture and pen parameters (log space), the
+    log-sigmas clamped to +-config.log_sigma_limit; "log_sigma_clamped" (...) counts, per step, the
+    values (of 2M) that the clamp changed."""
+    m, limit = config.num_mixture, config.log_sigma_limit
     pen_logits = raw[..., :3]
     pi_logits, mu_x, mu_y, log_sx, log_sy, rho_raw = raw[..., 3:].split(m, dim=-1)
+    with torch.no_grad():
+        clamped = (log_sx.abs() > limit).sum(dim=-1) + (log_sy.abs() > limit).sum(dim=-1)
     return {
         "log_pi": F.log_softmax(pi_logits, dim=-1),
         "mu_x": mu_x,
         "mu_y": mu_y,
-        "log_sigma_x": log_sx.clamp(*LOG_SIGMA_RANGE),
-        "log_sigma_y": log_sy.clamp(*LOG_SIGMA_RANGE),
+        "log_sigma_x": log_sx.clamp(-limit, limit),
+        "log_sigma_y": log_sy.clamp(-limit, limit),
         "rho": torch.tanh(rho_raw) * RHO_LIMIT,
         "pen_logits": pen_logits,
+        "log_sigma_clamped": clamped,
     }
+
+
+def log_sigma_clamp_counts(params, targets):
+    """(values the log-sigma clamp changed, values) at the real points of targets, where L_s reads
+    them: a tensor of two counts."""
+    real = targets[..., 4] == 0
+    return torch.stack([params["log_sigma_clamped"][real].sum(), real.sum() * 2 * params["mu_x"].shape[-1]])
 
 
 def mixture_log_density(params, dx, dy):
@@ -275,15 +331,19 @@ def mixture_log_density(params, dx, dy):
     return torch.logsumexp(params["log_pi"] + log_normal, dim=-1)
 
 
-def reconstruction_loss(params, targets, n_max):
+def reconstruction_loss(params, targets, n_max, density_epsilon=0.0):
     """L_R = (L_s + L_p) / n_max summed per drawing, averaged over the batch.
 
-    L_s: -log density of the offsets of the real points (targets with p3 = 0).
+    L_s: -log density of the offsets of the real points (targets with p3 = 0); with
+    `density_epsilon`, -log(density + density_epsilon), as the reference computes it.
     L_p: pen cross-entropy over every target step given (all T steps).
     Returns (L_R, L_s, L_p) as batch means, each already divided by n_max.
     """
     real = targets[..., 4] == 0
     log_density = mixture_log_density(params, targets[..., 0], targets[..., 1])
+    if density_epsilon > 0:
+        log_density = torch.logaddexp(log_density, torch.tensor(math.log(density_epsilon), dtype=log_density.dtype,
+                                                                 device=log_density.device))
     l_s = -(log_density * real).sum(dim=1) / n_max
     pen_target = targets[..., 2:5].argmax(dim=-1)
     pen_nll = F.cross_entropy(params["pen_logits"].transpose(1, 2), pen_target, reduction="none")

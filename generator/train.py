@@ -28,10 +28,12 @@ from .checkpoint import (CheckpointError, load_initial_weights, load_training_ch
                          save_checkpoint)
 from .data import BucketBatcher, drop_points, mirror, random_scale, stroke5_batch
 from .files import atomic_write
-from .model import Config, SketchRNN, kl_loss, reconstruction_loss, total_loss
+from .model import Config, SketchRNN, kl_loss, log_sigma_clamp_counts, reconstruction_loss, total_loss
 
 MIN_SHARD_ROWS = 25  # drawings per shard of a batch at least (see shard_count)
-METRICS_FIELDS = ["step", "lr", "w_kl", "train_l_r", "train_l_kl", "valid_l_r", "valid_l_kl", "valid_loss", "seconds"]
+# *_clamped: the share of the mixture's log-sigma values at real points that the clamp changed.
+METRICS_FIELDS = ["step", "lr", "w_kl", "train_l_r", "train_l_kl", "valid_l_r", "valid_l_kl", "valid_loss", "seconds",
+                  "train_clamped", "valid_clamped"]
 
 
 def augment(drawing, rng, config):
@@ -60,12 +62,13 @@ def to_tensors(drawings, device, pad_to=None):
     return torch.from_numpy(batch).to(device), torch.from_numpy(lengths).to(device)
 
 
-def batch_losses(model, batch, lengths, n_max, generator=None):
-    """(L_R, L_KL or None) of one batch; L_R over the batch's own T target steps / n_max."""
+def batch_losses(model, batch, lengths, n_max, generator=None, density_epsilon=0.0):
+    """(L_R, L_KL or None, log-sigma clamp counts) of one batch; L_R over the batch's own T target
+    steps / n_max (see reconstruction_loss for density_epsilon, log_sigma_clamp_counts for the counts)."""
     params, mu, sigma_hat = model(batch, lengths, generator)
-    l_r, _, _ = reconstruction_loss(params, batch[:, 1:], n_max)
+    l_r, _, _ = reconstruction_loss(params, batch[:, 1:], n_max, density_epsilon)
     l_kl = kl_loss(mu, sigma_hat) if mu is not None else None
-    return l_r, l_kl
+    return l_r, l_kl, log_sigma_clamp_counts(params, batch[:, 1:])
 
 
 @torch.no_grad()
@@ -77,16 +80,20 @@ def evaluate(model, drawings, n_max, device, batch_size=100, seed=0):
     generator = torch.Generator(device=device).manual_seed(seed)
     pad_to = max(n_max, max(len(d) for d in drawings))
     sums = {"l_r": 0.0, "l_kl": 0.0}
+    clamp_counts = 0
     for start in range(0, len(drawings), batch_size):
         chunk = drawings[start:start + batch_size]
         batch, lengths = to_tensors(chunk, device, pad_to)
-        l_r, l_kl = batch_losses(model, batch, lengths, n_max, generator)
+        l_r, l_kl, counts = batch_losses(model, batch, lengths, n_max, generator)
         sums["l_r"] += l_r.item() * len(chunk)
         sums["l_kl"] += (l_kl.item() if l_kl is not None else 0.0) * len(chunk)
+        clamp_counts = clamp_counts + counts
     n = len(drawings)
     l_r, l_kl = sums["l_r"] / n, sums["l_kl"] / n
     loss = l_r + (config.kl_weight * max(l_kl, config.kl_tolerance) if config.conditional else 0.0)
-    return {"L_R": l_r, "L_KL": l_kl if config.conditional else None, "loss": loss, "n": n}
+    clamped, values = clamp_counts.tolist()
+    return {"L_R": l_r, "L_KL": l_kl if config.conditional else None, "loss": loss, "n": n,
+            "clamped": clamped / max(values, 1)}
 
 
 class Run:
@@ -109,6 +116,8 @@ class Run:
         self.saved_step = None  # the step last.pt holds, once this run has saved it
         self.stop_requested = False
         self.window = []  # (L_R, L_KL) of the steps since the last metrics row, for its training averages
+        # Log-sigma clamp counts of the steps since the last metrics row (since the start or resume).
+        self.clamp_counts = torch.zeros(2, dtype=torch.int64, device=self.device)
         torch.manual_seed(seed)
         self.model = SketchRNN(config)
         # Provenance of the starting weights, kept in every checkpoint of the run.
@@ -121,7 +130,8 @@ class Run:
             # into one at every call; compact them once (a no-op on the CPU).
             self.ema.apply(lambda m: m.flatten_parameters() if isinstance(m, nn.RNNBase) else None)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.batcher = BucketBatcher([len(d) for d in self.train_drawings], config.batch_size, seed)
+        self.batcher = BucketBatcher([len(d) for d in self.train_drawings], config.batch_size, seed,
+                                     bucketed=config.batching == "bucketed")
         self.aug_rng = np.random.default_rng([seed, 1])
         self.seed = seed
         self._use_shards(shards or shard_count(self.device, config.batch_size), step=0)
@@ -262,7 +272,8 @@ class Run:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         drawings = [augment(self.train_drawings[i], self.aug_rng, config) for i in self.batcher.next()]
-        batch, lengths = to_tensors(drawings, self.device)
+        # The reference pads every batch to N_max, so its pen loss sees every step after each end.
+        batch, lengths = to_tensors(drawings, self.device, self.data.n_max if config.batching == "reference" else None)
         l_r, l_kl = self._set_gradients(batch, lengths, w_kl)
         torch.nn.utils.clip_grad_value_(self.model.parameters(), config.grad_clip)
         self.optimizer.step()
@@ -283,11 +294,15 @@ class Run:
         shard_batches = [(rows, n) for rows, n in zip(batch.tensor_split(self.shards), lengths.tensor_split(self.shards))
                          if len(n)]
 
+        clamp_counts = [None] * len(shard_batches)
+
         def forward(k):
-            l_r, l_kl = batch_losses(self.model, *shard_batches[k], self.data.n_max, self.shard_generators[k])
+            l_r, l_kl, clamp_counts[k] = batch_losses(self.model, *shard_batches[k], self.data.n_max,
+                                                      self.shard_generators[k], self.config.density_epsilon)
             return [l_r] if l_kl is None else [l_r, l_kl]
 
         losses = self._in_shards(forward, len(shard_batches))  # per shard: [L_R] or [L_R, L_KL]
+        self.clamp_counts += sum(clamp_counts)
         shares = [len(n) / len(lengths) for _, n in shard_batches]
 
         def batch_mean(j):
@@ -356,11 +371,14 @@ class Run:
                         raise FloatingPointError(f"validation loss became {valid['loss']} at step {self.step}")
                     train_l_r, train_l_kl = np.mean(window, axis=0)
                     window.clear()
+                    clamped, values = self.clamp_counts.tolist()
+                    self.clamp_counts.zero_()
                     self._write_metrics({
                         "step": self.step, "lr": f"{lr:.6g}", "w_kl": f"{w_kl:.6g}",
                         "train_l_r": f"{train_l_r:.5f}", "train_l_kl": f"{train_l_kl:.5f}",
                         "valid_l_r": f"{valid['L_R']:.5f}", "valid_l_kl": f"{valid['L_KL'] or 0.0:.5f}",
                         "valid_loss": f"{valid['loss']:.5f}", "seconds": f"{self.seconds:.1f}",
+                        "train_clamped": f"{clamped / max(values, 1):.3g}", "valid_clamped": f"{valid['clamped']:.3g}",
                     })
                     self.save_last()
                 if progress:
@@ -383,8 +401,8 @@ def plot_metrics(rows, path):
     steps = [int(r["step"]) for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, title in ((axes[0], "l_r", "reconstruction loss L_R"), (axes[1], "l_kl", "KL loss L_KL")):
-        # Train losses are averaged over the steps' augmented batches, each padded only to its
-        # longest drawing; valid losses are the paper's (evaluate).
+        # Train losses are averaged over the steps' augmented batches, padded as the run's batching
+        # pads them (bucketed: to each batch's longest drawing); valid losses are the paper's (evaluate).
         ax.plot(steps, [float(r[f"train_{key}"]) for r in rows], label="train (augmented batches)")
         ax.plot(steps, [float(r[f"valid_{key}"]) for r in rows], label="valid")
         ax.set_xlabel("step")

@@ -54,7 +54,7 @@ def test_mixture_log_density_matches_scipy():
 def test_mixture_density_integrates_to_one():
     torch.manual_seed(1)
     raw = torch.randn(1, 1, 6 * 4 + 3, dtype=torch.float64) * 0.5
-    params = {k: v.expand(401, 401, -1) for k, v in split_outputs(raw, 4).items()}
+    params = {k: v.expand(401, 401, -1) for k, v in split_outputs(raw, Config(num_mixture=4)).items()}
     grid = torch.linspace(-10, 10, 401, dtype=torch.float64)
     xs, ys = torch.meshgrid(grid, grid, indexing="ij")
     density = torch.exp(mixture_log_density(params, xs, ys))
@@ -257,7 +257,7 @@ def test_greedy_sampling_takes_the_most_likely_choice_at_every_step(pig):
         inputs = torch.cat([torch.tensor([[0.0, 0, 1, 0, 0]]), rows[:-1]])[None]
         with torch.no_grad():
             raw, _ = pig.decode(inputs, z[k:k + 1], pig.initial_state(z[k:k + 1], 1, "cpu"))
-        params = {name: value[0] for name, value in split_outputs(raw, pig.config.num_mixture).items()}
+        params = {name: value[0] for name, value in split_outputs(raw, pig.config).items()}
         component = params["log_pi"].argmax(dim=1)[:, None]
         means = torch.cat([params["mu_x"].gather(1, component), params["mu_y"].gather(1, component)], dim=1)
         torch.testing.assert_close(rows[:-1, :2], means[:-1], rtol=1e-4, atol=1e-4)

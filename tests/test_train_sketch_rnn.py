@@ -261,7 +261,7 @@ def test_command_trains_on_fixture_and_lowers_the_loss(fixture_data_dir, tmp_pat
     rows = metrics(out)
     assert [int(r["step"]) for r in rows] == list(range(10, 61, 10))
     assert set(rows[0]) == {"step", "lr", "w_kl", "train_l_r", "train_l_kl", "valid_l_r", "valid_l_kl",
-                            "valid_loss", "seconds"}
+                            "valid_loss", "seconds", "train_clamped", "valid_clamped"}
     assert float(rows[-1]["valid_l_r"]) < float(rows[0]["valid_l_r"]) - 0.3
     best = load_checkpoint(out / "best.pt")
     assert "optimizer" not in best  # weights only: small enough to commit

@@ -14,6 +14,15 @@ def add_device_argument(parser):
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: cuda when present")
 
 
+def add_temperature_rule_argument(parser):
+    from generator.sample import TEMPERATURE_RULES  # torch: only for the commands that sample
+
+    parser.add_argument("--temperature-rule", choices=TEMPERATURE_RULES, default="paper",
+                        help="how the temperature narrows each normal: paper (sigma x sqrt(tau), as the paper and the "
+                             "reference's JS version) or magenta (sigma x tau, as the reference's TensorFlow code); "
+                             "default paper")
+
+
 def parse_categories(value):
     categories = [c.strip() for c in value.split(",") if c.strip()]
     if not categories:
@@ -38,10 +47,11 @@ VALUE_KINDS = {int: "an integer", float: "a number", str: "a word"}
 
 
 def parse_overrides(assignments):
-    """--set's ["recurrent_dropout=0.2", ...] -> {"recurrent_dropout": 0.2, ...}, typed as Config's fields."""
+    """--set's ["recurrent_dropout=0.2", ...] -> {"recurrent_dropout": 0.2, ...}, typed as Config's fields;
+    "faithful=true" asks make_config for the reference's settings (model.REFERENCE), which the other keys override."""
     from generator.model import Config  # torch: only for the commands that take --set
 
-    types = {f.name: f.type for f in fields(Config) if f.name != "categories"}
+    types = {"faithful": bool, **{f.name: f.type for f in fields(Config) if f.name != "categories"}}
     overrides = {}
     for assignment in assignments:
         key, sep, text = assignment.partition("=")

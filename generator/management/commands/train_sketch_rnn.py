@@ -53,7 +53,9 @@ class Command(BaseCommand):
                                  "by side, which trains faster than all threads on the whole batch")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                             help="override one hyper-parameter of the preset, e.g. --set recurrent_dropout=0.2 "
-                                 "--set augment_stroke_prob=0.2 (repeatable; keys are generator.model.Config's)")
+                                 "--set augment_stroke_prob=0.2 (repeatable; keys are generator.model.Config's); "
+                                 "--set faithful=true trains as magenta's sketch_rnn does wherever this project's "
+                                 "defaults depart from it (generator.model.REFERENCE; see benchmarks/README.md)")
 
     def handle(self, *args, **opts):
         if opts["steps"] < 1:
@@ -138,7 +140,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Training {','.join(categories)} ({len(data.splits['train'])} train / {len(data.splits['valid'])} valid drawings, "
             f"scale factor {data.scale_factor:.3f}, n_max {data.n_max}) on {device}: enc {config.enc_size}, "
-            f"dec {config.dec_size}, z {config.z_size}, {config.cell} cell, {n_params / 1e6:.2f}M parameters, step {run.step} -> {opts['steps']}, into {out}"
+            f"dec {config.dec_size}, z {config.z_size}, {config.cell} cell, {n_params / 1e6:.2f}M parameters, "
+            f"{'faithful to the reference, ' if config.faithful else ''}step {run.step} -> {opts['steps']}, into {out}"
             + (f", from the weights of {run.init_from['file']} ({','.join(run.init_from['categories'])}, "
                f"step {run.init_from['step']})" if run.init_from else "")
         )
