@@ -25,7 +25,7 @@ def model_test_drawings(model, payload, folder):
     return load_model_data(model.config, folder, payload["scale_factor"]).splits["test"]
 
 
-def model_samples(model, payload, n, temperature, drawings=None, device="cpu"):
+def model_samples(model, payload, n, temperature, drawings=None, device="cpu", temperature_rule="paper"):
     """n samples of a trained model, seeded: unconditional, or with `drawings` (its test drawings)
     decoding the code of each in turn, as generate_samples --mode conditional does."""
     import torch
@@ -36,4 +36,4 @@ def model_samples(model, payload, n, temperature, drawings=None, device="cpu"):
     z = (encode(model, [drawings[k % len(drawings)] for k in range(n)], generator=generator)
          if drawings is not None else None)
     return sample(model, n=n, z=z, temperature=temperature, scale_factor=payload["scale_factor"],
-                  generator=generator, device=device)
+                  generator=generator, device=device, temperature_rule=temperature_rule)

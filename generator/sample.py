@@ -1,7 +1,9 @@
-"""Drawing new sketches from a trained Sketch-RNN: batched, with the paper's temperature.
+"""Drawing new sketches from a trained Sketch-RNN: batched, at a temperature.
 
 Temperature tau: mixture weights and pen logits are divided by tau before the softmax, and each
-normal's variance is multiplied by tau (sigma by sqrt(tau)), as the paper and its JS version do.
+normal is narrowed by a rule (TEMPERATURE_RULES): "paper" multiplies its variance by tau (sigma by
+sqrt(tau)), as the paper and the reference's JS version do; "magenta" multiplies sigma by tau, as
+the reference's TensorFlow code does (at tau 0.5 its sigma is 0.71 times the paper's).
 tau = 0 is greedy: the most likely component's mean and the most likely pen state.
 """
 
@@ -13,6 +15,18 @@ import torch
 from .data import stroke5_batch
 from .model import split_outputs
 from .strokes import stroke5_to_stroke3
+
+
+TEMPERATURE_RULES = ("paper", "magenta")
+
+
+def sigma_scale(temperature, rule):
+    """What a temperature multiplies each normal's sigma by, under a rule of TEMPERATURE_RULES."""
+    if rule == "paper":
+        return temperature ** 0.5
+    if rule == "magenta":
+        return temperature
+    raise ValueError(f"unknown temperature rule '{rule}' (choose from {', '.join(TEMPERATURE_RULES)})")
 
 
 @dataclass
@@ -36,7 +50,7 @@ def is_greedy(temperature):
     return temperature < 1e-6
 
 
-def sample_next(params, temperature, generator=None):
+def sample_next(params, temperature, generator=None, temperature_rule="paper"):
     """One row of stroke-5 per batch element from the mixture parameters of one step."""
     log_pi = params["log_pi"]
     pen_logits = params["pen_logits"]
@@ -52,7 +66,7 @@ def sample_next(params, temperature, generator=None):
         noise = torch.randn(b, 2, device=log_pi.device, generator=generator)
     mu_x = params["mu_x"][rows, component]
     mu_y = params["mu_y"][rows, component]
-    scale = max(temperature, 0.0) ** 0.5
+    scale = sigma_scale(max(temperature, 0.0), temperature_rule)
     sx = torch.exp(params["log_sigma_x"][rows, component]) * scale
     sy = torch.exp(params["log_sigma_y"][rows, component]) * scale
     rho = params["rho"][rows, component]
@@ -66,12 +80,14 @@ def sample_next(params, temperature, generator=None):
 
 
 @torch.no_grad()
-def sample(model, n=None, z=None, temperature=0.5, max_len=None, scale_factor=1.0, generator=None, device=None):
+def sample(model, n=None, z=None, temperature=0.5, max_len=None, scale_factor=1.0, generator=None, device=None,
+           temperature_rule="paper"):
     """Sample sketches in one batched pass.
 
     Unconditional models take n; conditional models take z (n, N_z), or n to draw z ~ N(0, I).
     Each sketch ends at its own end-of-sketch row or at max_len; `ended` says which did.
     """
+    sigma_scale(1.0, temperature_rule)  # an unknown rule fails before any work
     model.eval()
     config = model.config
     device = device or next(model.parameters()).device
@@ -92,7 +108,7 @@ def sample(model, n=None, z=None, temperature=0.5, max_len=None, scale_factor=1.
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     for t in range(max_len):
         raw, state = model.decode_step(row, z, state)
-        row = sample_next(split_outputs(raw, config.num_mixture), temperature, generator)
+        row = sample_next(split_outputs(raw, config), temperature, generator, temperature_rule)
         rows[:, t] = row
         finished |= row[:, 4] > 0
         if bool(finished.all()):

@@ -64,7 +64,8 @@ class StudyAdmin(admin.ModelAdmin):
 
 @admin.register(Condition)
 class ConditionAdmin(ReadOnlyAdmin):
-    list_display = ["label", "study", "checkpoint_name", "temperature", "mode", "reject_degenerate", "created"]
+    list_display = ["label", "study", "checkpoint_name", "temperature", "temperature_rule", "mode", "reject_degenerate",
+                    "created"]
     list_filter = ["study", "mode", "reject_degenerate"]
 
 

@@ -190,16 +190,23 @@ def _usage_keys(stimuli, rng):
 
 
 class Condition(models.Model):
-    """One way of generating sketches in a study: checkpoint, temperature, mode."""
+    """One way of generating sketches in a study: checkpoint, temperature (and its rule), mode."""
 
     class Mode(models.TextChoices):
         UNCONDITIONAL = "unconditional"
         CONDITIONAL = "conditional"
 
+    class TemperatureRule(models.TextChoices):
+        # generator.sample.TEMPERATURE_RULES (the web processes do not import torch).
+        PAPER = "paper", "paper (sigma x sqrt(tau))"
+        MAGENTA = "magenta", "magenta (sigma x tau)"
+
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="conditions")
     checkpoint_sha256 = models.CharField(max_length=64)
     checkpoint_name = models.CharField(max_length=300, help_text="File name when the stimuli were made.")
     temperature = models.FloatField()
+    temperature_rule = models.CharField(max_length=10, choices=TemperatureRule.choices, default=TemperatureRule.PAPER,
+                                        help_text="How the temperature narrows each normal of the mixture.")
     mode = models.CharField(max_length=20, choices=Mode.choices)
     reject_degenerate = models.BooleanField(default=False)
     rejected = models.JSONField(default=dict, blank=True, help_text="Samples rejected per category.")
@@ -207,8 +214,8 @@ class Condition(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["study", "checkpoint_sha256", "temperature", "mode", "reject_degenerate"],
-                                    name="unique_condition"),
+            models.UniqueConstraint(fields=["study", "checkpoint_sha256", "temperature", "temperature_rule", "mode",
+                                            "reject_degenerate"], name="unique_condition"),
         ]
 
     def __str__(self):
@@ -216,7 +223,8 @@ class Condition(models.Model):
 
     def label(self):
         """How the admin, the results, the exports, the charts and generate_samples name this condition."""
-        label = f"{self.checkpoint_name} ({self.checkpoint_sha256[:8]}) t={self.temperature:g} {self.mode}"
+        rule = "" if self.temperature_rule == self.TemperatureRule.PAPER else f" ({self.temperature_rule} rule)"
+        label = f"{self.checkpoint_name} ({self.checkpoint_sha256[:8]}) t={self.temperature:g}{rule} {self.mode}"
         return label + (" rejecting degenerate" if self.reject_degenerate else "")
 
 

@@ -44,6 +44,9 @@ def category_seed(seed, category, *extra):
 def condition_key(condition):
     """A number for a condition from what defines it (not its database id), stable across runs."""
     text = f"{condition.checkpoint_sha256}|{condition.temperature!r}|{condition.mode}|{condition.reject_degenerate}"
+    if condition.temperature_rule != Condition.TemperatureRule.PAPER:
+        # Not for the paper's rule: conditions made before there was a choice keep their streams.
+        text += f"|{condition.temperature_rule}"
     return zlib.crc32(text.encode())
 
 
@@ -194,21 +197,21 @@ def sample_chunk(checkpoint, category, condition, seed, chunk, sources, device):
     generator = torch.Generator(device=device).manual_seed(
         int(np.random.default_rng(category_seed(seed, category, condition_key(condition), chunk)).integers(2**62)))
     model, payload = checkpoint.model, checkpoint.payload
-    temperature = condition.temperature
+    temperature, rule = condition.temperature, condition.temperature_rule
     if condition.mode == Condition.Mode.CONDITIONAL:
         order, drawings = sources
         picks = [(chunk * SAMPLE_CHUNK + k) % len(order) for k in range(SAMPLE_CHUNK)]
         z = encode(model, [drawings[p] for p in picks], generator=generator, device=device)
         result = sample(model, z=z, temperature=temperature, scale_factor=payload["scale_factor"],
-                        generator=generator, device=device)
+                        generator=generator, device=device, temperature_rule=rule)
         return result.strokes, result.ended, [order[p] for p in picks]
     if model.config.conditional:
         z = torch.randn(SAMPLE_CHUNK, model.config.z_size, device=device, generator=generator)
         result = sample(model, z=z, temperature=temperature, scale_factor=payload["scale_factor"],
-                        generator=generator, device=device)
+                        generator=generator, device=device, temperature_rule=rule)
     else:
         result = sample(model, n=SAMPLE_CHUNK, temperature=temperature, scale_factor=payload["scale_factor"],
-                        generator=generator, device=device)
+                        generator=generator, device=device, temperature_rule=rule)
     return result.strokes, result.ended, [None] * SAMPLE_CHUNK
 
 
@@ -258,15 +261,15 @@ def add_generated_stimuli(study, condition, checkpoint, category, per_category, 
         condition.save(update_fields=["rejected"])
 
 
-def get_condition(study, checkpoint, temperature, mode, reject_degenerate):
+def get_condition(study, checkpoint, temperature, mode, reject_degenerate,
+                  temperature_rule=Condition.TemperatureRule.PAPER):
+    defining = dict(study=study, checkpoint_sha256=checkpoint.sha256, temperature=temperature, mode=mode,
+                    reject_degenerate=reject_degenerate, temperature_rule=temperature_rule)
     try:
         with transaction.atomic():
-            condition, _ = Condition.objects.get_or_create(
-                study=study, checkpoint_sha256=checkpoint.sha256, temperature=temperature, mode=mode,
-                reject_degenerate=reject_degenerate, defaults={"checkpoint_name": checkpoint.path})
+            condition, _ = Condition.objects.get_or_create(**defining, defaults={"checkpoint_name": checkpoint.path})
     except IntegrityError:
-        condition = Condition.objects.get(study=study, checkpoint_sha256=checkpoint.sha256, temperature=temperature,
-                                          mode=mode, reject_degenerate=reject_degenerate)
+        condition = Condition.objects.get(**defining)
     return condition
 
 

@@ -8,7 +8,7 @@ from ratings.models import Participant, Rating, Stimulus
 # The exported files' columns, in order: what a researcher's analysis scripts read.
 RATINGS_CSV_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_session_id", "simulated",
                        "stimulus", "category", "source", "condition", "checkpoint", "checkpoint_sha256", "temperature",
-                       "mode", "reject_degenerate", "grade", "score", "response_ms", "position", "created",
+                       "temperature_rule", "mode", "reject_degenerate", "grade", "score", "response_ms", "position", "created",
                        "attention_check", "exclusion"]
 SUMMARY_CSV_COLUMNS = ["level", "source", "category", "condition", "checkpoint", "temperature", "mode", "ratings",
                        "raters", "items", "share_real", "share_possibly_real", "share_fake", "share_real_or_possibly",

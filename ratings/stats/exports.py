@@ -16,7 +16,7 @@ from .headline import pct
 
 
 TIDY_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_session_id", "simulated", "stimulus",
-                "category", "source", "condition", "checkpoint", "checkpoint_sha256", "temperature", "mode",
+                "category", "source", "condition", "checkpoint", "checkpoint_sha256", "temperature", "temperature_rule", "mode",
                 "reject_degenerate", "grade", "score", "response_ms", "position", "created", "attention_check",
                 "exclusion"]
 

@@ -39,6 +39,7 @@ RATING_FIELDS = {
     "checkpoint": "stimulus__condition__checkpoint_name",
     "checkpoint_sha256": "stimulus__condition__checkpoint_sha256",
     "temperature": "stimulus__condition__temperature",
+    "temperature_rule": "stimulus__condition__temperature_rule",
     "mode": "stimulus__condition__mode",
     "reject_degenerate": "stimulus__condition__reject_degenerate",
     "grade": "grade",
@@ -78,7 +79,7 @@ def ratings_frame(study, participants=None):
     frame["condition_id"] = frame["condition_id"].astype("Int64")
     labels = condition_labels(study)
     frame["condition"] = [labels[condition] if pd.notna(condition) else "" for condition in frame["condition_id"]]
-    for column in ("checkpoint", "checkpoint_sha256", "mode"):
+    for column in ("checkpoint", "checkpoint_sha256", "temperature_rule", "mode"):
         frame[column] = frame[column].fillna("")
     frame["score"] = frame["grade"].map({grade.value: grade.score for grade in Rating.Grade}).astype(int)
     frame["attention_check"] = frame["source"] == Stimulus.Source.ATTENTION

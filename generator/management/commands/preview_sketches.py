@@ -8,7 +8,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from generator.data import SketchDataError, load_category, load_model_data
-from generator.management.options import add_data_dir_argument, add_device_argument, check_seed
+from generator.management.options import (add_data_dir_argument, add_device_argument, add_temperature_rule_argument,
+                                         check_seed)
 from generator.render import contact_sheet, sketch_png
 
 
@@ -32,6 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--columns", type=int, default=8, help="sketches per row (default 8)")
         parser.add_argument("--split", choices=["train", "valid", "test"], default="test", help="real drawings (and --interpolate's two): which split (default test)")
         parser.add_argument("--temperature", type=float, default=0.5, help="samples: temperature (default 0.5; 0 = greedy)")
+        add_temperature_rule_argument(parser)
         parser.add_argument("--seed", type=int, default=0)
         add_data_dir_argument(parser)
         add_device_argument(parser)
@@ -86,14 +88,15 @@ class Command(BaseCommand):
         if opts["interpolate"]:
             ends, z = self.interpolation_ends(opts, model, payload, generator, device)
             samples = sample(model, z=z, temperature=opts["temperature"], scale_factor=payload["scale_factor"],
-                             generator=generator, device=device)
+                             generator=generator, device=device, temperature_rule=opts["temperature_rule"])
             weights = np.linspace(0, 1, len(z))
             drawings = [ends[0][1], *samples.strokes, ends[1][1]]
             captions = [ends[0][0], *(f"{w:.2f}" if ended else f"{w:.2f} no end"
                                       for w, ended in zip(weights, samples.ended)), ends[1][0]]
         else:
             samples = sample(model, n=opts["count"], temperature=opts["temperature"],
-                             scale_factor=payload["scale_factor"], generator=generator, device=device)
+                             scale_factor=payload["scale_factor"], generator=generator, device=device,
+                             temperature_rule=opts["temperature_rule"])
             drawings = samples.strokes
             captions = ["" if ended else "no end" for ended in samples.ended]
         self.stdout.write(f"{int((~samples.ended).sum())} of {len(samples)} samples did not end within "

@@ -12,7 +12,8 @@ from tqdm import tqdm
 
 from generator.checkpoint import CheckpointError, resolve_device
 from generator.data import SketchDataError, load_category
-from generator.management.options import add_data_dir_argument, add_device_argument, check_seed, parse_categories
+from generator.management.options import (add_data_dir_argument, add_device_argument, add_temperature_rule_argument,
+                                         check_seed, parse_categories)
 from ratings.attention import ensure_attention_stimuli
 from ratings.database import require_migrated_database
 from ratings.management.options import add_study_argument
@@ -35,8 +36,8 @@ class Command(BaseCommand):
         "trained checkpoints, all rendered by the same renderer and stored with opaque names. Creates the "
         "study if the slug is new (edit its title, instructions and items per participant in the admin). "
         "Running the same command again adds nothing; a run cut short is completed by running it again; "
-        "running it with another --temperature, --mode or --reject-degenerate adds a generation condition to the "
-        "same study. "
+        "running it with another --temperature, --temperature-rule, --mode or --reject-degenerate adds a generation "
+        "condition to the same study. "
         "--generated and --real are totals, split equally over the categories."
     )
 
@@ -50,6 +51,7 @@ class Command(BaseCommand):
         parser.add_argument("--generated", type=int, default=100, help="generated stimuli in all (default 100)")
         parser.add_argument("--real", type=int, default=100, help="real stimuli in all (default 100)")
         parser.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (default 0.5)")
+        add_temperature_rule_argument(parser)
         parser.add_argument("--mode", choices=["unconditional", "conditional"], default="unconditional",
                             help="unconditional: z ~ N(0, I); conditional: encode test drawings that are not "
                                  "shown as real stimuli and decode them (default unconditional)")
@@ -94,7 +96,8 @@ class Command(BaseCommand):
                                  bar.update, by_category[category].model.config.simplify_epsilon)
             for category in categories if opts["generated"] else []:
                 checkpoint = by_category[category]
-                condition = get_condition(study, checkpoint, opts["temperature"], mode, opts["reject_degenerate"])
+                condition = get_condition(study, checkpoint, opts["temperature"], mode, opts["reject_degenerate"],
+                                          opts["temperature_rule"])
                 add_generated_stimuli(study, condition, checkpoint, category, opts["generated"] // len(categories),
                                       opts["seed"], data_dir, device, summary, bar.update)
             attention = ensure_attention_stimuli(study)
