@@ -1,4 +1,5 @@
 import json
+import re
 import os
 from pathlib import Path
 
@@ -140,3 +141,31 @@ def test_committed_models_have_the_test_losses_their_model_cards_state(path, cap
     # Evaluation draws z with a fixed seed, so the figures repeat to the printed digits (the slack is
     # half a printed unit, plus a little for another CPU's float rounding).
     assert result["L_R"] == pytest.approx(l_r, abs=6e-4) and result["L_KL"] == pytest.approx(l_kl, abs=6e-4)
+
+
+def test_both_protocols_side_by_side_with_n_max(checkpoint, fixture_data_dir, capsys):
+    from generator.reference_evaluation import evaluate_reference
+
+    call_command("evaluate_sketch_rnn", "--checkpoint", str(checkpoint), "--data-dir", str(fixture_data_dir),
+                 "--batch-size", "10")
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    model, payload = load_model(checkpoint)
+    drawings = load_sketch_data(["circle", "square"], fixture_data_dir, factor=payload["scale_factor"]).splits["test"]
+    assert result["n_max"] == payload["n_max"] == 32
+    assert result["L_R"] == pytest.approx(evaluate(model, drawings, 32, "cpu")["L_R"])
+    reference = evaluate_reference(model, drawings, 32, "cpu", batch_size=10)
+    assert result["reference"] == pytest.approx(reference) and result["reference"]["n"] == 20
+    table = "\n".join(out[:-1])
+    assert "N_max 32" in table and re.search(r"drawings +all 24 +20 \(whole batches, shortest first\)", table)
+    assert re.search(rf"L_R +{result['L_R']:.4f} +{reference['L_R']:.4f}", table)
+
+
+def test_the_reference_protocol_needs_a_whole_batch(checkpoint, fixture_data_dir, capsys):
+    call_command("evaluate_sketch_rnn", "--checkpoint", str(checkpoint), "--data-dir", str(fixture_data_dir))
+    out = capsys.readouterr().out
+    assert json.loads(out.strip().splitlines()[-1])["reference"] is None
+    assert "evaluates whole batches of 100 drawings, more than the split's 24: give --batch-size" in out
+    with pytest.raises(CommandError, match="whole batches of 100 drawings, and the split has 24"):
+        call_command("evaluate_sketch_rnn", "--checkpoint", str(checkpoint), "--data-dir", str(fixture_data_dir),
+                     "--protocol", "reference")

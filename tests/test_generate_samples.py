@@ -322,3 +322,40 @@ def test_greedy_sampling_of_a_decoder_only_model_is_refused(tmp_path):
     assert not Study.objects.exists()
     generate("--study", "greedy", "--checkpoint", decoder_only, "--temperature", "0.1", "--real", "2", "--generated", "2")
     assert Study.objects.get(slug="greedy").stimuli.filter(source="generated").count() == 2
+
+
+@pytest.mark.django_db
+def test_the_temperature_rule_is_a_condition_of_its_own_recorded_in_its_provenance(demo, monkeypatch):
+    from ratings import stimuli
+    from ratings.stats.frame import stimulus_counts
+
+    rules = []
+
+    def recording_sample(model, temperature_rule="paper", **kwargs):
+        rules.append(temperature_rule)
+        return sample(model, temperature_rule=temperature_rule, **kwargs)
+
+    monkeypatch.setattr(stimuli, "sample", recording_sample)
+    generate("--study", "rules", "--real", "0", "--generated", "2")
+    generate("--study", "rules", "--real", "0", "--generated", "2", "--temperature-rule", "magenta")
+    study = Study.objects.get(slug="rules")
+    assert sorted(study.conditions.values_list("temperature_rule", flat=True)) == ["magenta", "magenta", "paper", "paper"]
+    assert rules == ["paper", "paper", "magenta", "magenta"]  # one sampling call per category
+    magenta = study.conditions.filter(temperature_rule="magenta").first()
+    assert "t=0.5 (magenta rule) unconditional" in str(magenta)
+    assert "(magenta rule)" not in str(study.conditions.filter(temperature_rule="paper").first())
+    labels = set(stimulus_counts(study)["condition"])
+    assert any("t=0.5 (magenta rule) unconditional" in label for label in labels)
+    # The same draws under another rule are another sketch: the conditions do not share streams.
+    paper = study.conditions.get(temperature_rule="paper", checkpoint_name=magenta.checkpoint_name)
+    assert stimuli.condition_key(paper) != stimuli.condition_key(magenta)
+    # ...while a paper-rule condition keeps the stream it had before there was a rule to choose.
+    import zlib
+
+    assert stimuli.condition_key(paper) == zlib.crc32(f"{paper.checkpoint_sha256}|0.5|unconditional|False".encode())
+
+
+def test_the_conditions_temperature_rules_are_the_generators():
+    from generator.sample import TEMPERATURE_RULES
+
+    assert tuple(Condition.TemperatureRule.values) == TEMPERATURE_RULES

@@ -174,3 +174,20 @@ def test_interpolate_needs_a_conditional_checkpoint_and_two_codes(args, message,
         call_command("preview_sketches", *[paths.get(a, a) for a in args], "--out", str(tmp_path / "x.png"),
                      "--data-dir", str(fixture_data_dir))
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("rule", ["paper", "magenta"])
+def test_samples_follow_the_temperature_rule_asked_for(rule, tiny_checkpoint, tmp_path, monkeypatch):
+    from generator import sample as sample_module
+
+    rules = []
+    real_sample = sample_module.sample
+
+    def sample(model, temperature_rule="paper", **kwargs):
+        rules.append(temperature_rule)
+        return real_sample(model, temperature_rule=temperature_rule, **kwargs)
+
+    monkeypatch.setattr(sample_module, "sample", sample)
+    call_command("preview_sketches", "--checkpoint", str(tiny_checkpoint()), "--count", "2", "--out",
+                 str(tmp_path / "x.png"), "--temperature-rule", rule)
+    assert rules == [rule]
