@@ -3,7 +3,7 @@ either with one setting of generator.model.REFERENCE changed), trained on one ca
 steps from the same seed. benchmarks/README.md keeps the figures.
 
     python benchmarks/fidelity.py [--steps 1000] [--configs default,faithful] [--timing-steps 30]
-        [--preset cpu] [--category pig] [--out DIR]
+        [--preset cpu] [--category pig] [--seed 0] [--threads N] [--out DIR]
 
 Configurations: "default", "faithful", "default+KEY" (the defaults with REFERENCE's KEY) and
 "faithful-KEY" (the faithful mode with the default's KEY), e.g. default+batching.
@@ -60,8 +60,8 @@ def timing(configs, data, steps, rounds, folder):
     return {name: steps * runs[name].config.batch_size / seconds[name] for name in runs}
 
 
-def train_and_measure(name, config, data, steps, folder, samples=500):
-    run = Run(config, data, folder / name, "cpu")
+def train_and_measure(name, config, data, steps, folder, seed, samples=500):
+    run = Run(config, data, folder / name, "cpu", seed=seed)
     started = time.perf_counter()
     run.train(steps)
     minutes = (time.perf_counter() - started) / 60
@@ -86,14 +86,18 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--category", default=None, help="default: pig (the fixture files' circle without data)")
+    parser.add_argument("--seed", type=int, default=0, help="of the training runs")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", default=None, help="keep the runs' folders here (default: a temporary folder)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     folder, categories = data_dir()
     category = args.category or categories[0]
     data = load_sketch_data([category], folder)
     configs = {name: config_named(name, args.preset, [category]) for name in args.configs.split(",")}
     print(f"{category} ({len(data.splits['train'])} training drawings, N_max {data.n_max}), {args.preset} preset, "
-          f"{configs[next(iter(configs))].cell} cell, {torch.get_num_threads()} threads")
+          f"{configs[next(iter(configs))].cell} cell, {torch.get_num_threads()} threads, seed {args.seed}")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
         if args.timing_steps:
@@ -105,7 +109,7 @@ def main():
             print(f"{'after ' + str(args.steps) + ' steps':28s} {'min':>5s} {'valid L_R':>9s} {'reference':>9s} "
                   f"{'best':>5s} {'never end (paper/magenta)':>26s} {'clamped (train/valid)':>22s}")
             for name, config in configs.items():
-                r = train_and_measure(name, config, data, args.steps, out)
+                r = train_and_measure(name, config, data, args.steps, out, args.seed)
                 print(f"{name:28s} {r['minutes']:5.1f} {r['valid_l_r']:9.4f} {r['reference_l_r']:9.4f} "
                       f"{r['best_step']:5d} {r['never_end']['paper']:12.1%} / {r['never_end']['magenta']:<11.1%} "
                       f"{r['train_clamped']:10.2%} / {r['valid_clamped']:<9.2%}", flush=True)
