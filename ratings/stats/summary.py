@@ -8,7 +8,7 @@ import pandas as pd
 
 from ratings.models import Rating, Stimulus
 
-from .bootstrap import DEFAULT_BOOTSTRAP, DEFAULT_SEED, bootstrap_shares, percentile_interval, wilson_interval
+from .bootstrap import DEFAULT_BOOTSTRAP, DEFAULT_SEED, bootstrap_shares, share_interval
 from .frame import REAL_OR_POSSIBLY
 
 
@@ -82,11 +82,9 @@ def summary_table(ratings, n_resamples=DEFAULT_BOOTSTRAP, seed=DEFAULT_SEED):
         return pd.DataFrame(columns=SUMMARY_COLUMNS), np.zeros((n_resamples, 0, 2))
     resampled = bootstrap_shares(ratings, np.column_stack(masks), np.column_stack([real_or_possibly, real]),
                                  n_resamples, seed)
-    low, high = percentile_interval(resampled)
     for k, share in enumerate(["real_or_possibly", "real"]):
-        floor_low, floor_high = wilson_interval(table[f"share_{share}"], table["ratings"])
-        table[f"{share}_ci_low"] = np.fmin(low[:, k], floor_low)
-        table[f"{share}_ci_high"] = np.fmax(high[:, k], floor_high)
+        table[f"{share}_ci_low"], table[f"{share}_ci_high"] = share_interval(
+            resampled[:, :, k], table[f"share_{share}"], table["ratings"])
     return table, resampled
 
 
