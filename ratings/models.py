@@ -5,10 +5,12 @@ Nothing a participant can see (URLs, file names, image bytes) is derived from a 
 or category: stimuli are addressed by a random `public_id`, and provenance stays in the database.
 """
 
+import math
 import random
 import secrets
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.urls import reverse
@@ -48,20 +50,32 @@ DEFAULT_INSTRUCTIONS = (
     "only a meaningless scribble, grade it Fake."
 )
 
+# "{minutes}" in a consent text is replaced by the study's expected duration (Study.expected_minutes).
+MINUTES_PLACEHOLDER = "{minutes}"
 DEFAULT_CONSENT = (
     "This is a research study about how people perceive sketches. Taking part means grading a "
-    "series of simple drawings, which takes about 10 minutes. We record your answers, how long "
+    "series of simple drawings, which takes about {minutes} minutes. We record your answers, how long "
     "each answer took, and the identifiers your recruitment platform passes to us; nothing else "
     "about you. Your answers are used for research only and are reported in aggregate. Taking "
     "part is voluntary and you may stop at any time by closing this page."
 )
 
 
+# The expected duration before anyone has finished: time to read the consent and instructions,
+# and to grade one item (the trial page shows one sketch and three buttons).
+READING_SECONDS = 60
+SECONDS_PER_ITEM = 5
+MIN_FINISHERS_TIMED = 3
+
+
 class Study(models.Model):
     slug = models.SlugField(unique=True)
     title = models.CharField(max_length=200, default="Sketch study")
     instructions = models.TextField(default=DEFAULT_INSTRUCTIONS)
-    consent_text = models.TextField(default=DEFAULT_CONSENT)
+    consent_text = models.TextField(
+        default=DEFAULT_CONSENT, help_text=f"{MINUTES_PLACEHOLDER} is replaced by the expected duration in minutes: "
+                                           "estimated from the items per participant, then measured once "
+                                           f"{MIN_FINISHERS_TIMED} participants have finished.")
     items_per_participant = models.PositiveIntegerField(
         default=40, help_text="Sketches each participant grades, attention checks not counted.")
     attention_checks = models.PositiveIntegerField(
@@ -73,6 +87,13 @@ class Study(models.Model):
                                  "take part; the bare study address gets a page that says so.")
     completion_code = models.CharField(max_length=100, blank=True, help_text="Shown on the finish page (e.g. Prolific's code).")
     completion_url = models.URLField(blank=True, help_text="If set, the finish page links participants here.")
+    target_participants = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How many counted participants the study aims for (plan_study estimates "
+                                         "it); the results page counts ratings against it.")
+    target_half_width = models.FloatField(
+        default=5.0, validators=[MinValueValidator(0.1), MaxValueValidator(49.9)],
+        help_text="The headline's 95% interval should be this many percentage points either side of its share; "
+                  "the results page estimates how many participants that takes.")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -84,6 +105,48 @@ class Study(models.Model):
 
     def get_absolute_url(self):
         return reverse("ratings:landing", args=[self.slug])
+
+    # Prolific's placeholders, filled in for each participant by the recruitment site.
+    RECRUITMENT_QUERY = "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+
+    def recruitment_link(self, request):
+        """The study's address with the recruitment site's placeholders, to give that site."""
+        return request.build_absolute_uri(self.get_absolute_url()) + self.RECRUITMENT_QUERY
+
+    UNCREDITED_WARNING = ("Neither a completion code nor a completion URL is set: participants who come through "
+                          "the recruitment link cannot be credited on the recruitment site. Set one in the admin.")
+
+    @property
+    def uncredited_warning(self):
+        """UNCREDITED_WARNING where participants come (or must come) through a recruitment link and
+        the finish page has nothing to credit them by; else ""."""
+        if self.completion_code or self.completion_url:
+            return ""
+        recruited = self.participants.exclude(prolific_pid="").exclude(
+            prolific_pid__startswith=Participant.SIMULATED_PID_PREFIX).exists()
+        return self.UNCREDITED_WARNING if self.recruitment_id_required or recruited else ""
+
+    def expected_minutes(self):
+        """(minutes, how they were found): the median time from consent to finish of the participants
+        who finished (simulated ones aside) once there are MIN_FINISHERS_TIMED of them, else an
+        estimate from the number of items; rounded up, at least 1."""
+        durations = sorted(
+            (finished - consented).total_seconds()
+            for consented, finished in self.participants.filter(finished__isnull=False, consented__isnull=False)
+            .exclude(prolific_pid__startswith=Participant.SIMULATED_PID_PREFIX).values_list("consented", "finished"))
+        if len(durations) >= MIN_FINISHERS_TIMED:
+            middle = len(durations) // 2
+            median = durations[middle] if len(durations) % 2 else (durations[middle - 1] + durations[middle]) / 2
+            return max(1, math.ceil(median / 60)), f"the median of {len(durations)} participants who finished"
+        items = self.items_per_participant + self.attention_checks
+        seconds = READING_SECONDS + items * SECONDS_PER_ITEM
+        return (max(1, math.ceil(seconds / 60)),
+                f"estimated: {items} items at {SECONDS_PER_ITEM} s each and {READING_SECONDS // 60} minute to read")
+
+    @property
+    def consent_text_shown(self):
+        """The consent text as participants read it, with the expected duration filled in."""
+        return self.consent_text.replace(MINUTES_PLACEHOLDER, str(self.expected_minutes()[0]))
 
     def enroll(self, consent_token="", prolific_pid="", external_study_id="", external_session_id=""):
         """A consented participant. A returning recruitment-platform id, or a consent form sent again
@@ -294,7 +357,7 @@ class Participant(models.Model):
         max_length=40, blank=True, editable=False,
         help_text="The random id of the consent form this participant agreed on: the same form sent twice enrolls once.")
     consented = models.DateTimeField(null=True, blank=True)
-    started = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True, help_text="When they pressed Start and got their items.")
     finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -328,6 +391,8 @@ class Participant(models.Model):
             Assignment.objects.bulk_create(
                 Assignment(participant=self, stimulus=stimulus, position=position)
                 for position, stimulus in enumerate(items, start=1))
+            self.started = timezone.now()
+            Participant.objects.filter(pk=self.pk).update(started=self.started)
 
     def next_assignment(self):
         """The first assignment not rated yet, or None."""

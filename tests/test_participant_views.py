@@ -21,7 +21,7 @@ def test_the_path_from_the_link_to_the_first_sketch(client, study):
     assert landing.status_code == 200
     assert url("consent", study) in landing.content.decode()
     consent_page = client.get(url("consent", study))
-    assert study.consent_text in consent_page.content.decode()
+    assert study.consent_text_shown in consent_page.content.decode()
     assert client.post(url("consent", study), {"decision": "agree"})["Location"] == url("instructions", study)
     participant = Participant.objects.get(study=study)
     assert participant.consented is not None and not participant.assignments.exists()

@@ -41,7 +41,7 @@ def participants_table(study):
     many attention checks they got and failed, and their exclusion. The file to approve or
     reject submissions by on a recruitment site."""
     participants = pd.DataFrame(list(
-        Participant.objects.filter(study=study).order_by("started", "pk")
+        Participant.objects.filter(study=study).order_by("consented", "pk")
         .values_list("token", "prolific_pid", "external_study_id", "external_session_id", "consented", "started",
                      "finished")), columns=["participant", "prolific_pid", "external_study_id", "external_session_id",
                                             "consented", "started", "finished"])

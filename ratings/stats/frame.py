@@ -69,7 +69,7 @@ def ratings_frame(study, participants=None):
     `exclusion` (the reasons, joined by "; ").
     """
     rows = (Rating.objects.filter(participant__study=study)
-            .order_by("participant__started", "participant_id", "position")
+            .order_by("participant__consented", "participant_id", "position")
             .values_list(*RATING_FIELDS.values()))
     frame = pd.DataFrame(list(rows), columns=list(RATING_FIELDS))
     frame["finished"] = frame["finished"].notna()
