@@ -6,7 +6,7 @@ participants, so the admin shows them but doesn't let anyone add or edit them by
 
 from django.contrib import admin
 from django.db import models
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.utils.html import format_html
 
 from .attention import ensure_attention_stimuli
@@ -23,13 +23,22 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
-    list_display = ["slug", "title", "is_open", "items_per_participant", "attention_checks", "stimulus_count",
+    list_display = ["slug", "title_and_slug", "is_open", "items_per_participant", "attention_checks", "stimulus_count",
                     "participant_count", "finished_count", "rating_count"]
     list_filter = ["is_open"]
     search_fields = ["slug", "title"]
     readonly_fields = ["created"]
     # A completion URL typed without a scheme is an https one (Django 6.0's default, chosen now).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_queryset(self, request):
+        same_title = Study.objects.filter(title=OuterRef("title")).exclude(pk=OuterRef("pk"))
+        return super().get_queryset(request).annotate(title_shared=Exists(same_title))
+
+    @admin.display(description="title", ordering="title")
+    def title_and_slug(self, study):
+        """The title, with the slug beside it where another study has the same title."""
+        return f"{study.title} ({study.slug})" if study.title_shared else study.title
 
     @admin.display(description="stimuli")
     def stimulus_count(self, study):
@@ -51,9 +60,9 @@ class StudyAdmin(admin.ModelAdmin):
         # The link needs the site's address, which only the request knows: it goes into the
         # page's context (admin/ratings/study/change_form.html), not into the shared admin.
         if obj is not None:
-            url = request.build_absolute_uri(obj.get_absolute_url())
-            context["recruitment_link"] = (
-                f"{url}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&STUDY_ID={{{{%STUDY_ID%}}}}&SESSION_ID={{{{%SESSION_ID%}}}}")
+            context["recruitment_link"] = obj.recruitment_link(request)
+            context["recruitment_warning"] = "" if obj.completion_code or obj.completion_url else obj.UNCREDITED_WARNING
+            context["expected_minutes"] = obj.expected_minutes()
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request, obj, form, change):

@@ -9,14 +9,11 @@ request, not with every web process.
 import base64
 
 from django.conf import settings
-from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
-from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 
-from .models import Participant, Rating, Stimulus, Study
+from .models import Stimulus, Study
 
 
 def include_excluded(request):
@@ -28,41 +25,41 @@ def data_uri(png):
 
 
 def table(frame):
-    return {"header": list(frame.columns), "rows": frame.to_numpy().tolist()}
+    """A frame for results/table.html: numbers right-aligned, long labels (conditions) allowed to wrap."""
+    from pandas.api.types import is_numeric_dtype
 
-
-def count_per_study(model, study_field):
-    """The number of `model` rows of each study, as a subquery: counting all three through joins
-    would join stimuli x participants x ratings (seconds for one study of a few hundred of each)."""
-    rows = model.objects.filter(**{study_field: OuterRef("pk")}).order_by().values(study_field)
-    return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0)
+    kinds = ["number" if is_numeric_dtype(frame[column]) else "label" if column == "condition" else ""
+             for column in frame.columns]
+    return {"header": [{"name": name, "kind": kind} for name, kind in zip(frame.columns, kinds)],
+            "rows": [[{"value": "" if value is None else value, "kind": kind} for value, kind in zip(row, kinds)]
+                     for row in frame.itertuples(index=False)]}
 
 
 @staff_member_required
 def index(request):
-    studies = Study.objects.annotate(
-        stimulus_count=count_per_study(Stimulus, "study"),
-        participant_count=count_per_study(Participant, "study"),
-        rating_count=count_per_study(Rating, "participant__study"),
-    )
-    return render(request, "results/index.html",
-                  {**admin.site.each_context(request), "title": "Study results", "studies": studies})
+    """The list of studies is the site's home page for researchers."""
+    return redirect("home")
 
 
 @staff_member_required
 def study_page(request, slug):
     from .stats.exports import display_summary
     from .stats.frame import SCORE_MAPPING
+    from .stats.progress import study_progress
     from .stats.results import study_results
     from .stats.summary import best_and_worst
 
     study = get_object_or_404(Study, slug=slug)
     results = study_results(study, include_excluded=include_excluded(request))
+    progress = study_progress(results)
     context = {
-        **admin.site.each_context(request),
-        "title": f"Results: {study.title} ({study.slug})",
+        "title": f"{study.title} ({study.slug})",
         "study": study,
         "results": results,
+        "progress": progress,
+        "progress_cells": table(progress.cells),
+        "participant_link": request.build_absolute_uri(study.get_absolute_url()),
+        "recruitment_link": study.recruitment_link(request),
         "stimuli": table(results.stimuli),
         "exclusions": table(results.exclusions),
     }

@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from ratings import site_views
+
 urlpatterns = [
+    path("", site_views.home, name="home"),
+    path("favicon.ico", site_views.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("researcher/", include("ratings.results_urls")),
     path("", include("ratings.urls")),

@@ -66,8 +66,9 @@ def test_results_page_shows_headline_tables_charts_and_sketches(staff_client, ra
     assert len(response.context["summary"]["rows"]) == 9
     assert "<td>56.2%</td>" in page
     assert url("results:ratings_csv") in page and url("results:summary_csv") in page
-    assert "admin/css/base.css" in page  # the admin's look
-    assert "<td>failed attention check</td><td>1</td><td>8</td>" in page.replace("\n", "")
+    assert "admin/css/base.css" not in page and '<nav class="site-nav"' in page  # the study's look, not the admin's
+    assert ('<td>failed attention check</td><td class="number">1</td><td class="number">8</td>'
+            in page.replace("\n", ""))
 
 
 def test_results_page_warns_of_simulated_participants(staff_client, rated_study):
@@ -76,7 +77,7 @@ def test_results_page_warns_of_simulated_participants(staff_client, rated_study)
     response = staff_client.get(url("results:study"))
     warning = response.context["results"].simulated_warning
     assert warning.startswith("1 of the 4 counted participants are simulated")
-    assert f'<li class="warning">{escape(warning)}</li>' in response.content.decode()
+    assert f'<p class="warning">{escape(warning)}</p>' in response.content.decode()
 
 
 def test_results_page_can_count_excluded_participants(staff_client, rated_study):
@@ -112,14 +113,9 @@ def test_unknown_study_is_not_found(staff_client, db):
     assert staff_client.get(url("results:ratings_csv", "nope")).status_code == 404
 
 
-def test_index_lists_studies(staff_client, rated_study, make_study):
-    make_study(slug="empty")
+def test_the_old_index_address_leads_to_the_study_list(staff_client, db):
     response = staff_client.get(url("results:index"))
-    study = response.context["studies"].get(slug="rated")
-    assert (study.stimulus_count, study.participant_count, study.rating_count) == (10, 6, 52)
-    empty = response.context["studies"].get(slug="empty")
-    assert (empty.participant_count, empty.rating_count) == (0, 0) and empty.stimulus_count > 0
-    assert url("results:study") in response.content.decode()
+    assert response.status_code == 302 and response["Location"] == reverse("home")
 
 
 def test_ratings_download_is_the_exported_file(staff_client, rated_study, tmp_path):
