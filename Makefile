@@ -1,8 +1,11 @@
 # The two commands of the quick start:
 #   make demo   installs what is needed, makes the demo study and serves it
+#               (on another port: make demo PORT=8001; another address: make demo ADDR=0.0.0.0:8000)
 #   make test   runs the test suite
 VENV := .venv
 PYTHON := $(VENV)/bin/python
+PORT ?= 8000
+ADDR ?= 127.0.0.1:$(PORT)
 
 .PHONY: demo test
 
@@ -13,7 +16,7 @@ $(VENV)/installed: requirements.txt
 	touch $@
 
 demo: $(VENV)/installed
-	$(PYTHON) manage.py demo
+	$(PYTHON) manage.py demo --addr $(ADDR)
 
 test: $(VENV)/installed
 	$(VENV)/bin/pytest -q

@@ -1,5 +1,6 @@
 """The quick start's main command: `python manage.py demo` on the committed demo checkpoints."""
 
+import subprocess
 from io import StringIO
 from pathlib import Path
 
@@ -48,11 +49,13 @@ def test_demo_makes_the_study_from_the_committed_checkpoints(real_data_dir, sett
     assert (settings.STATIC_ROOT / "admin" / "css" / "base.css").is_file()  # the admin has its styles
     assert "--delete" in text
 
-    # Run again (a second `make demo`): nothing is added and no second password is made.
+    # Run again (a second `make demo`): nothing is sampled or added and no second password is made.
     again = run_demo()
     assert study.stimuli.count() == Stimulus.objects.count()
     assert stimuli.count() == 80
     assert "with password" not in again
+    assert "The demo study is made already (40 real and 40 generated sketches)" in again
+    assert "Contact sheet" not in again  # generate_samples did not run
 
 
 @pytest.mark.django_db
@@ -60,3 +63,11 @@ def test_demo_without_checkpoints_says_where_it_looked(settings, tmp_path):
     settings.DEMO_CHECKPOINT_DIR = tmp_path
     with pytest.raises(CommandError, match=f"no demo checkpoints in {tmp_path}"):
         run_demo()
+
+
+@pytest.mark.parametrize("variables, address", [((), "127.0.0.1:8000"), (("PORT=8001",), "127.0.0.1:8001"),
+                                                (("ADDR=0.0.0.0:9000",), "0.0.0.0:9000")])
+def test_make_demo_serves_where_it_is_told(variables, address):
+    commands = subprocess.run(["make", "-n", "demo", *variables], cwd=settings.BASE_DIR, capture_output=True,
+                              text=True, check=True).stdout
+    assert f"manage.py demo --addr {address}" in commands

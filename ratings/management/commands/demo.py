@@ -9,10 +9,18 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
-from ratings.models import Study
+from ratings.models import Stimulus, Study
 
 DEMO_STUDY = "demo"
+DEMO_REAL = DEMO_GENERATED = 40
 RESEARCHER = "researcher"
+
+
+def holds_its_stimuli(study):
+    """Whether the study has the demo's real and generated sketches: then a restarted demo serves at
+    once instead of loading the models and sampling again."""
+    return (study.stimuli.filter(source=Stimulus.Source.REAL).count() >= DEMO_REAL
+            and study.stimuli.filter(source=Stimulus.Source.GENERATED).count() >= DEMO_GENERATED)
 
 
 def demo_categories():
@@ -28,8 +36,8 @@ def demo_categories():
 class Command(BaseCommand):
     help = (
         "The quick start: apply migrations, fetch the demo categories' data if missing, make the demo study from the committed demo checkpoints "
-        "(20 real and 20 generated sketches per category), create a researcher account if there is none, "
-        "and serve the site, printing the participant and researcher URLs."
+        "(20 real and 20 generated sketches per category; a demo study made before is kept), create a researcher "
+        "account if there is none, and serve the site, printing the participant and researcher URLs."
     )
 
     def add_arguments(self, parser):
@@ -40,10 +48,16 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)  # the admin's styles, served by WhiteNoise
         self.stdout.write(f"Database ready: {settings.DATABASES['default']['NAME']}")
-        call_command("fetch_sketches", categories=",".join(demo_categories()), stdout=self.stdout)
-        call_command("generate_samples", study=DEMO_STUDY, real=40, generated=40, stdout=self.stdout)
+        study = Study.objects.filter(slug=DEMO_STUDY).first()
+        if study is not None and holds_its_stimuli(study):
+            self.stdout.write(f"The demo study is made already ({DEMO_REAL} real and {DEMO_GENERATED} generated "
+                              "sketches): not made again. Delete it in the admin to make it afresh.")
+        else:
+            call_command("fetch_sketches", categories=",".join(demo_categories()), stdout=self.stdout)
+            call_command("generate_samples", study=DEMO_STUDY, real=DEMO_REAL, generated=DEMO_GENERATED,
+                         stdout=self.stdout)
+            study = Study.objects.get(slug=DEMO_STUDY)
         password = self.ensure_researcher()
-        study = Study.objects.get(slug=DEMO_STUDY)
         base = f"http://{opts['addr']}"
         self.stdout.write("")
         self.stdout.write(f"Participants: {base}{study.get_absolute_url()}")
