@@ -5,10 +5,12 @@ through Figure directly, without pyplot's global state, so concurrent requests d
 """
 
 import io
+import textwrap
 
 from .models import Rating
 
 # Colour-blind-safe (ColorBrewer PRGn): greens for real, purple for fake.
+LABEL_WIDTH = 24  # characters per line of a bar's label
 GRADE_COLOURS = {Rating.Grade.REAL: "#1b7837", Rating.Grade.POSSIBLY_REAL: "#a6dba0", Rating.Grade.FAKE: "#9970ab"}
 
 
@@ -18,7 +20,11 @@ def grade_shares_png(rows, labels, title):
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
-    figure = Figure(figsize=(7.5, 1.2 + 0.45 * len(labels)), layout="constrained")
+    # Narrow enough to stay legible when a phone shrinks it to its width; long labels (conditions)
+    # wrap rather than squeeze the bars.
+    labels = [textwrap.fill(str(label), LABEL_WIDTH) for label in labels]
+    lines = sum(label.count("\n") for label in labels)
+    figure = Figure(figsize=(6.4, 1.3 + 0.42 * len(labels) + 0.16 * lines), layout="constrained")
     axes = figure.subplots()
     left = [0.0] * len(labels)
     for grade in Rating.Grade:
@@ -35,5 +41,5 @@ def grade_shares_png(rows, labels, title):
     axes.set_title(title, loc="left")
     figure.legend(loc="outside lower center", ncols=4, frameon=False, fontsize="small")
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
+    figure.savefig(buffer, format="png", dpi=125)
     return buffer.getvalue()

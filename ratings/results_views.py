@@ -25,11 +25,17 @@ def data_uri(png):
 
 
 def table(frame):
-    """A frame for results/table.html: numbers right-aligned, long labels (conditions) allowed to wrap."""
+    """A frame for results/table.html: numbers and percentages right-aligned, long labels (conditions)
+    allowed to wrap."""
     from pandas.api.types import is_numeric_dtype
 
-    kinds = ["number" if is_numeric_dtype(frame[column]) else "label" if column == "condition" else ""
-             for column in frame.columns]
+    def kind(column):
+        values = frame[column].dropna().astype(str)
+        if is_numeric_dtype(frame[column]) or (len(values) and values.str.match(r"^[\d.]+%").all()):
+            return "number"
+        return "label" if column == "condition" else ""
+
+    kinds = [kind(column) for column in frame.columns]
     return {"header": [{"name": name, "kind": kind} for name, kind in zip(frame.columns, kinds)],
             "rows": [[{"value": "" if value is None else value, "kind": kind} for value, kind in zip(row, kinds)]
                      for row in frame.itertuples(index=False)]}
@@ -43,7 +49,7 @@ def index(request):
 
 @staff_member_required
 def study_page(request, slug):
-    from .stats.exports import display_summary
+    from .stats.exports import summary_tables
     from .stats.frame import SCORE_MAPPING
     from .stats.progress import study_progress
     from .stats.results import study_results
@@ -66,7 +72,7 @@ def study_page(request, slug):
     if results.has_ratings:
         best, worst = best_and_worst(results.items)
         context.update(
-            summary=table(display_summary(results.summary)),
+            summary=[(title, table(frame)) for title, frame in summary_tables(results.summary)],
             charts=grade_charts(results.summary),
             best=sketches(study, best),
             worst=sketches(study, worst),
@@ -83,8 +89,10 @@ def grade_charts(summary):
     found = []
     by_source = summary[summary["level"] == "source"]
     found.append(("By source", charts.grade_shares_png(by_source, by_source["source"].tolist(), "By source")))
-    by_category = summary[summary["level"] == "source x category"]
-    labels = [f"{source}: {category}" for source, category in zip(by_category["source"], by_category["category"])]
+    # Each category's real and generated bars side by side, as in the table by category.
+    by_category = summary[summary["level"] == "source x category"].sort_values(["category", "source"],
+                                                                                ascending=[True, False])
+    labels = [f"{category}, {source}" for source, category in zip(by_category["source"], by_category["category"])]
     found.append(("By source and category",
                   charts.grade_shares_png(by_category, labels, "By source and category")))
     by_condition = summary[summary["level"] == "condition"]

@@ -58,7 +58,8 @@ def add_participant(study, name, grades, finished=True, stimuli=None):
 
 def build_rated_study(make_study):
     """4 finished, attentive participants who graded everything, one unfinished, one who failed."""
-    study = make_study(slug="rated", categories=("circle", "square"), real=2, generated=2, attention=2)
+    study = make_study(slug="rated", categories=("circle", "square"), real=2, generated=2, attention=2,
+                       completion_code="RATED")
     stimuli = stimuli_by_name(study)
     for name, grades in GRADES_BY_PARTICIPANT.items():
         add_participant(study, name, dict(zip(ORDER, grades.replace(" ", ""))), stimuli=stimuli)

@@ -63,8 +63,12 @@ def test_results_page_shows_headline_tables_charts_and_sketches(staff_client, ra
         assert sentence.replace("'", "&#x27;") in page
     assert page.count('src="data:image/png;base64,') == 2 + 2 + 2  # two charts, best 2, worst 2
     assert [title for title, _ in response.context["charts"]] == ["By source", "By source and category"]
-    assert len(response.context["summary"]["rows"]) == 9
-    assert "<td>56.2%</td>" in page
+    # One condition: its rows would repeat the generated ones, so only by source and by category.
+    assert [(title, len(table["rows"])) for title, table in response.context["summary"]] == [
+        ("By source", 2), ("By category", 4)]
+    generated = results.summary[(results.summary["level"] == "source") & (results.summary["source"] == "generated")]
+    low, high = generated[["real_or_possibly_ci_low", "real_or_possibly_ci_high"]].iloc[0] * 100
+    assert f'<td class="number">56.2% ({low:.1f}-{high:.1f}%)</td>' in page
     assert url("results:ratings_csv") in page and url("results:summary_csv") in page
     assert "admin/css/base.css" not in page and '<nav class="site-nav"' in page  # the study's look, not the admin's
     assert ('<td>failed attention check</td><td class="number">1</td><td class="number">8</td>'
@@ -156,3 +160,27 @@ def test_results_code_does_not_import_torch():
             "ratings.management.commands.export_ratings; from django.urls import reverse; reverse('results:index'); "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_results_page_warns_when_recruited_participants_cannot_be_credited(staff_client, rated_study):
+    assert rated_study.UNCREDITED_WARNING not in staff_client.get(url("results:study")).content.decode()
+    rated_study.completion_code = ""
+    rated_study.save()
+    page = staff_client.get(url("results:study")).content.decode()
+    assert f'<p class="warning">{escape(rated_study.UNCREDITED_WARNING)}</p>' in page
+
+
+def test_results_page_shows_the_progress(staff_client, rated_study):
+    rated_study.target_participants, rated_study.items_per_participant = 10, 8
+    rated_study.save()
+    response = staff_client.get(url("results:study"), {"include_excluded": "1"})
+    page = response.content.decode()
+    progress = response.context["progress"]
+    for sentence in progress.sentences():
+        assert escape(sentence) in page
+    # Counted with E (who graded real and generated circle 0) and F (everything): each cell's ratings
+    # against 10 participants x 8 items / 4 cells.
+    rows = [[cell["value"] for cell in row] for row in response.context["progress_cells"]["rows"]]
+    assert [row[:2] + row[4:7] for row in rows] == [
+        ["real", "circle", 11, 20, "55%"], ["real", "square", 10, 20, "50%"],
+        ["generated", "circle", 11, 20, "55%"], ["generated", "square", 10, 20, "50%"]]

@@ -49,7 +49,9 @@ def test_researchers_get_the_study_list_with_figures_and_links(staff_client, rat
 
 
 def test_the_study_list_warns_when_recruited_participants_cannot_be_credited(staff_client, rated_study):
-    """tests/results_data.py's participants came with a PROLIFIC_PID, and the study has no code or URL."""
+    """tests/results_data.py's participants came with a PROLIFIC_PID."""
+    assert Study.UNCREDITED_WARNING not in staff_client.get("/").content.decode()  # it has a completion code
+    Study.objects.filter(pk=rated_study.pk).update(completion_code="")
     assert Study.UNCREDITED_WARNING in staff_client.get("/").content.decode()
     Study.objects.filter(pk=rated_study.pk).update(completion_url="https://example.org/done")
     assert Study.UNCREDITED_WARNING not in staff_client.get("/").content.decode()

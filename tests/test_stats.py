@@ -119,7 +119,7 @@ def test_headline_and_discrimination_error(rated_study):
 
 def test_including_excluded_participants_never_counts_attention_checks(rated_study):
     results = study_results(rated_study, include_excluded=True, bootstrap=50)
-    assert results.participants == {"started": 6, "finished": 5, "excluded": 2, "counted": 6,
+    assert results.participants == {"consented": 6, "finished": 5, "excluded": 2, "counted": 6,
                                     "simulated": 0, "counted_ratings": 42, "attention_check_ratings": 10}
     assert not results.counted["attention_check"].any()
     real, generated = row(results.summary, "source", "real"), row(results.summary, "source", "generated")
@@ -129,7 +129,7 @@ def test_including_excluded_participants_never_counts_attention_checks(rated_stu
 
 def test_exclusions_by_default(rated_study):
     results = study_results(rated_study, bootstrap=50)
-    assert results.participants == {"started": 6, "finished": 5, "excluded": 2, "counted": 4,
+    assert results.participants == {"consented": 6, "finished": 5, "excluded": 2, "counted": 4,
                                     "simulated": 0, "counted_ratings": 32, "attention_check_ratings": 10}
     assert set(results.counted["prolific_pid"]) == {"pid-A", "pid-B", "pid-C", "pid-D"}
     assert results.exclusions.to_dict("records") == [

@@ -30,11 +30,13 @@ def test_report_starts_with_the_headline_and_shows_every_section(rated_study):
                      results.agreement["krippendorff"]["sentence"], results.agreement["fleiss"]["sentence"],
                      ATTENTION_RULE):
         assert sentence in flat
-    for section in ("Stimuli by source, category and condition", "Excluded participants (left out;",
-                    "Grade shares by source, category and condition", "Agreement between raters",
+    for section in ("Progress", "Stimuli by source, category and condition", "Excluded participants (left out;",
+                    "Grade shares (percent of ratings, 95% CI in brackets)", "  By source", "  By category",
+                    "Agreement between raters",
                     "Best-rated generated sketches", "Worst-rated generated sketches", "Method"):
         assert section in text
-    assert "Participants: 6 started, 5 finished, 2 excluded; counted: 4 participants, 32 ratings" in text
+    assert "Participants: 6 consented, 5 finished, 2 excluded; counted: 4 participants, 32 ratings" in text
+    assert "Attention checks: 1 of the 5 participants who graded one failed (20.0%)." in flat
     assert "two-way (crossed) cluster bootstrap" in flat and "200 resamples, seed 20240531" in flat
 
 
@@ -55,14 +57,18 @@ def test_including_excluded_participants(rated_study):
 def test_json_is_one_object_with_everything(rated_study):
     data = json.loads(report("--study", "rated", "--json", "--bootstrap", "100", "--seed", "3"))
     assert set(data) == {"study", "title", "include_excluded", "simulated_warning", "method", "stimuli",
-                         "participants", "exclusions", "headline", "summary", "items", "agreement"}
+                         "participants", "exclusions", "headline", "summary", "items", "agreement", "progress"}
     assert data["headline"]["generated"]["share"] == pytest.approx(9 / 16)
     assert data["headline"]["real"]["verdict"] == "too little data"  # 4 raters
     assert data["simulated_warning"] == ""
     assert data["participants"]["counted_ratings"] == 32
     assert data["exclusions"][-1] == {"reason": "any reason", "participants": 2, "ratings": 10}
     assert data["method"]["seed"] == 3 and data["method"]["resamples"] == 100
+    progress = data.pop("progress")
     assert data == study_results(rated_study, bootstrap=100, seed=3).as_dict()
+    assert progress["attention"] == {"answered": 5, "failed": 1}
+    assert [cell["ratings"] for cell in progress["cells"]] == [8, 8, 8, 8]
+    assert progress["estimate"]["share"] == pytest.approx(9 / 16)
 
 
 def test_a_study_without_ratings_shows_its_stimuli(make_study):
@@ -92,3 +98,22 @@ def test_unknown_study_and_bad_options(db):
         report("--study", "nope")
     with pytest.raises(CommandError, match="argument --bootstrap: invalid positive value: '0'"):
         report("--study", "nope", "--bootstrap", "0")
+
+
+def test_a_warning_when_recruited_participants_cannot_be_credited(rated_study):
+    """The rated study's participants came with a PROLIFIC_PID."""
+    rated_study.completion_code = ""
+    rated_study.save()
+    text = report("--study", "rated", "--bootstrap", "20", "--no-estimate")
+    assert text.split("\n")[2].startswith("  WARNING: Neither a completion code nor a completion URL is set")
+    rated_study.completion_url = "https://app.prolific.com/submissions/complete?cc=X"
+    rated_study.save()
+    assert "WARNING" not in report("--study", "rated", "--bootstrap", "20", "--no-estimate")
+
+
+def test_an_unknown_study_lists_the_studies_there_are(make_study):
+    with pytest.raises(CommandError, match=r"^No study with slug 'nope'; there are no studies yet\.$"):
+        report("--study", "nope")
+    make_study(slug="pilot"), make_study(slug="main-study")
+    with pytest.raises(CommandError, match=r"^No study with slug 'nope'; the studies are: main-study, pilot\.$"):
+        report("--study", "nope")

@@ -23,7 +23,9 @@ def existing_study(slug):
     require_migrated_database()
     study = Study.objects.filter(slug=slug).first()
     if study is None:
-        raise CommandError(f"No study with slug {slug!r}.")
+        slugs = list(Study.objects.order_by("slug").values_list("slug", flat=True))
+        there = f"the studies are: {', '.join(slugs)}" if slugs else "there are no studies yet"
+        raise CommandError(f"No study with slug {slug!r}; {there}.")
     return study
 
 

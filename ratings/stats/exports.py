@@ -69,20 +69,40 @@ def participants_table(study):
     return table[PARTICIPANT_COLUMNS]
 
 
-def display_summary(summary):
-    """The summary table as text for people: shares in percent, intervals as low-high."""
-    def interval(low, high):
-        return f"{pct(low)}-{pct(high)}" if pd.notna(low) else "n/a"
+def summary_tables(summary):
+    """The summary table for people, as [(title, table)]: by source, by category (real and generated
+    side by side), and with several generation conditions by condition and by condition and category;
+    shares in percent, each interval beside its share, and no column or row that repeats another (the
+    CSV keeps every row)."""
+    def share_and_interval(share, low, high):
+        return f"{pct(share)} ({pct(low)[:-1]}-{pct(high)})" if pd.notna(low) else pct(share)
 
-    return pd.DataFrame({
-        "level": summary["level"], "source": summary["source"], "category": summary["category"],
-        "condition": summary["condition"], "ratings": summary["ratings"], "raters": summary["raters"],
-        "items": summary["items"],
-        **{grade.label.lower(): summary[f"share_{grade.value}"].map(pct) for grade in Rating.Grade},
-        "real or possibly": summary["share_real_or_possibly"].map(pct),
-        "95% CI (real or possibly)": [interval(*b) for b in zip(summary["real_or_possibly_ci_low"], summary["real_or_possibly_ci_high"])],
-        "95% CI (real)": [interval(*b) for b in zip(summary["real_ci_low"], summary["real_ci_high"])],
-    })
+    def shown(rows, first_columns):
+        return pd.DataFrame({
+            **{column: rows[column] for column in first_columns},
+            "ratings": rows["ratings"], "raters": rows["raters"], "items": rows["items"],
+            **{grade.label.lower(): rows[f"share_{grade.value}"].map(pct) for grade in Rating.Grade},
+            "real or possibly (95% CI)": [share_and_interval(*values) for values in zip(
+                rows["share_real_or_possibly"], rows["real_or_possibly_ci_low"], rows["real_or_possibly_ci_high"])],
+            "real (95% CI)": [share_and_interval(*values) for values in zip(
+                rows["share_real"], rows["real_ci_low"], rows["real_ci_high"])],
+        }).reset_index(drop=True)
+
+    level = summary["level"]
+    sources = summary[level == "source"]
+    by_category = summary[level == "source x category"].sort_values(["category", "source"], ascending=[True, False])
+    tables = [("By source", shown(sources, ["source"] + (["category"] if (sources["category"] != "all").any() else []))),
+              ("By category", shown(by_category, ["category", "source"]))]
+    conditions = summary[level == "condition"]
+    if len(conditions) > 1:
+        tables.append(("Generated, by condition", shown(conditions, ["condition"])))
+        # A condition of one category has one row of it, the same as its condition's.
+        per_condition = summary[level == "condition x category"]
+        several = per_condition.groupby("condition")["category"].transform("size") > 1
+        if several.any():
+            tables.append(("Generated, by condition and category",
+                           shown(per_condition[several], ["condition", "category"])))
+    return tables
 
 
 def csv_text(frame):
@@ -111,5 +131,9 @@ def json_ready(value):
     return _native(value)
 
 
-def to_json(results):
-    return json.dumps(results.as_dict(), indent=2, allow_nan=False)
+def to_json(results, progress=None):
+    """The results (and the study's progress, if given) as one JSON object."""
+    data = results.as_dict()
+    if progress is not None:
+        data["progress"] = json_ready(progress.as_dict())
+    return json.dumps(data, indent=2, allow_nan=False)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ratings.models import Stimulus
 
-from .frame import exclusion_reasons, fails_attention, participants_frame
+from .frame import REAL_OR_POSSIBLY, exclusion_reasons, fails_attention, participants_frame
 from .headline import pct
 from .planning import REPLICATES, Design, PlanningError, measured_assumptions, plan
 
@@ -34,8 +34,8 @@ def study_design(study):
 
 def cell_table(study, stimuli, counted):
     """Per source x category x condition: sketches, counted ratings, the target (the ratings the
-    study's target participants give it, in proportion to its sketches; None without a target),
-    the share of the target done and ratings per sketch."""
+    study's target participants give it, in proportion to its sketches) and the share of it done
+    where the study has a target, and ratings per sketch."""
     cells = stimuli[stimuli["source"] != Stimulus.Source.ATTENTION].copy()
     cells["source"] = cells["source"].astype(str)
     ratings = (counted.groupby(["source", "category", "condition"]).size().rename("ratings").reset_index()
@@ -47,12 +47,10 @@ def cell_table(study, stimuli, counted):
         target = (table["stimuli"] * study.target_participants * study.items_per_participant / total).round()
         table["target"] = target.astype(int)
         table["done"] = [pct(r / t, 0) if t else "n/a" for r, t in zip(table["ratings"], table["target"])]
-    else:
-        table["target"] = None
-        table["done"] = ""
     table["per sketch"] = (table["ratings"] / table["stimuli"]).round(1)
-    return table.rename(columns={"stimuli": "sketches"})[
-        ["source", "category", "condition", "sketches", "ratings", "target", "done", "per sketch"]]
+    columns = ["source", "category", "condition", "sketches", "ratings"]
+    columns += ["target", "done"] if "target" in table else []
+    return table.rename(columns={"stimuli": "sketches"})[columns + ["per sketch"]]
 
 
 def participant_counts(study):
@@ -84,7 +82,7 @@ def attention_failures(ratings):
 def passed_ratings(counted):
     """The counted ratings of generated sketches, with `passed`: graded real or possibly real."""
     generated = counted[counted["source"] == Stimulus.Source.GENERATED]
-    return generated.assign(passed=generated["grade"].isin(["real", "possibly_real"]))
+    return generated.assign(passed=generated["grade"].isin(REAL_OR_POSSIBLY))
 
 
 @dataclass

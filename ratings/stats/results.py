@@ -24,7 +24,7 @@ class StudyResults:
     bootstrap: int
     seed: int
     stimuli: pd.DataFrame  # stimulus_counts
-    participants: dict  # started, finished, counted, attention-check ratings
+    participants: dict  # consented, finished, excluded, counted, attention-check ratings
     exclusions: pd.DataFrame  # exclusion_table
     ratings: pd.DataFrame  # every rating (ratings_frame), for the tidy export
     counted: pd.DataFrame  # the ratings the metric counts (counted_ratings)
@@ -110,7 +110,7 @@ def study_results(study, include_excluded=False, bootstrap=DEFAULT_BOOTSTRAP, se
         study=study, include_excluded=include_excluded, bootstrap=bootstrap, seed=seed,
         stimuli=stimulus_counts(study),
         participants={
-            "started": len(participants),
+            "consented": len(participants),
             "finished": int(participants["finished"].sum()),
             "excluded": len(reasons),
             "counted": int(counted["participant"].nunique()),
