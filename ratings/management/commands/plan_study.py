@@ -14,7 +14,7 @@ def percent(value):
 
 class Command(BaseCommand):
     help = (
-        "Answer 'how many participants for a 95% interval of +-X points on the headline claim' (generated sketches "
+        "Answer 'how many participants for a 95% interval of ±X points on the headline claim' (generated sketches "
         "graded real or possibly real) before a study runs: studies of the given design are simulated, each "
         "interval computed by the results' own bootstrap, and the fewest participants whose median half-width "
         "reaches the target are searched for. Raters' leniency and sketches' quality vary (normal on the logit "
@@ -96,7 +96,7 @@ def plan_text(found, source, replicates, resamples):
     design, assumptions = found.design, found.assumptions
     target = found.target * 100
     lines = [
-        f"Plan for a 95% interval of +-{target:g} points on the headline (generated sketches graded real or "
+        f"Plan for a 95% interval of ±{target:g} points on the headline (generated sketches graded real or "
         "possibly real):",
         f"  design: {design.sketches} generated sketches in {design.cells} cell{'s' * (design.cells != 1)} "
         f"(category x condition); each participant grades {design.per_participant} of them",
@@ -117,5 +117,5 @@ def plan_text(found, source, replicates, resamples):
         lines.append(f"Not reached with {max(found.widths)} participants.")
     if found.floor > 0:
         lines.append(f"With {design.sketches} generated sketches the interval cannot get narrower than about "
-                     f"+-{found.floor * 100:.1f} points however many take part: more sketches lower that floor.")
+                     f"±{found.floor * 100:.1f} points however many take part: more sketches lower that floor.")
     return "\n".join(lines) + "\n"
