@@ -5,6 +5,7 @@ sheets for researchers are grids of these very images.
 """
 
 import io
+from pathlib import Path
 
 import cairosvg
 import cairosvg.parser
@@ -78,26 +79,36 @@ def sketch_png(stroke3, size=CANVAS):
     return svg_to_png(sketch_svg(stroke3, size))
 
 
+TITLE_SIZE, CAPTION_SIZE = 16, 11  # font sizes of a contact sheet's title and captions, in pixels
+
+
 def contact_sheet(images, columns=8, cell=128, captions=None, title=""):
     """A grid of sketch images (PNG bytes, as sketch_png makes them) for researchers, each in a
-    framed cell, with a caption under each cell if `captions` are given and a title line above
-    the grid if `title` is. Returns PNG bytes."""
-    from PIL import ImageDraw
+    framed cell, with a caption under each cell if `captions` are given (lines split at "\n") and a
+    title line above the grid if `title` is. Returns PNG bytes."""
+    import matplotlib
+    from PIL import ImageDraw, ImageFont
 
+    # DejaVu Sans, which matplotlib carries: clear at small sizes, with spaces a reader can see.
+    font_file = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    title_font, caption_font = ImageFont.truetype(font_file, TITLE_SIZE), ImageFont.truetype(font_file, CAPTION_SIZE)
     columns = max(1, min(columns, len(images) or 1))
     rows = max(1, -(-len(images) // columns))
-    caption_height = 14 if captions else 0
-    heading = 18 if title else 0
-    sheet = Image.new("L", (columns * cell, heading + rows * (cell + caption_height)), 255)
+    caption_lines = max((str(caption).count("\n") + 1 for caption in captions), default=1) if captions else 0
+    line_height = CAPTION_SIZE + 2
+    caption_height = caption_lines * line_height + 3 if captions else 0
+    heading = TITLE_SIZE + 10 if title else 0
+    width = max(columns * cell, int(title_font.getlength(title)) + 8 if title else 0)
+    sheet = Image.new("L", (width, heading + rows * (cell + caption_height)), 255)
     draw = ImageDraw.Draw(sheet)
     if title:
-        draw.text((3, 3), title, fill=0)
+        draw.text((4, 4), title, fill=0, font=title_font)
     for i, png in enumerate(images):
         x, y = (i % columns) * cell, heading + (i // columns) * (cell + caption_height)
         draw.rectangle((x, y, x + cell - 1, y + cell + caption_height - 1), outline=221)
         sheet.paste(Image.open(io.BytesIO(png)).convert("L").resize((cell - 2, cell - 2)), (x + 1, y + 1))
-        if captions:
-            draw.text((x + cell / 2, y + cell + caption_height - 2), str(captions[i]), fill=85, anchor="mb")
+        for k, line in enumerate(str(captions[i]).split("\n") if captions else []):
+            draw.text((x + cell / 2, y + cell + 1 + k * line_height), line, fill=60, font=caption_font, anchor="ma")
     out = io.BytesIO()
     sheet.save(out, format="PNG")
     return out.getvalue()

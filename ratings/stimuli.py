@@ -11,6 +11,7 @@ one stream for all, sample i of two conditions (say two temperatures) would star
 latent code and look alike, and a participant shown both would know them for generated.
 """
 
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,8 +219,15 @@ def sample_chunk(checkpoint, category, condition, seed, chunk, sources, device):
 def add_generated_stimuli(study, condition, checkpoint, category, per_category, seed, data_dir, device,
                           summary, progress=None):
     """Accept samples from the category's stream in order until `per_category` are stored; with
-    reject_degenerate, degenerate ones are skipped and counted."""
+    reject_degenerate, degenerate ones are skipped and counted. When they are all stored already
+    (a rerun), nothing is sampled: the counts come from what was stored."""
     label = condition.label()
+    counted = stored_counts(study, condition, category, per_category)
+    if counted is not None:
+        summary.degenerate[(label, category)], summary.rejected[(label, category)] = counted[:2], counted[2]
+        for _ in range(per_category if progress else 0):
+            progress()
+        return
     existing = set(study.stimuli.filter(condition=condition, category=category).values_list("sample_index", flat=True))
     sources = None
     if condition.mode == Condition.Mode.CONDITIONAL:
@@ -261,6 +269,24 @@ def add_generated_stimuli(study, condition, checkpoint, category, per_category, 
         condition.save(update_fields=["rejected"])
 
 
+def stored_counts(study, condition, category, per_category):
+    """(degenerate, sampled, rejected) of the stream up to its first `per_category` accepted samples,
+    if they are all stored; else None. Samples are accepted and stored in stream order, so the
+    stored ones are the stream's first accepted ones, and with reject_degenerate every index missing
+    among them was a rejected degenerate sample."""
+    stored = list(study.stimuli.filter(condition=condition, category=category).order_by("sample_index")
+                  .values_list("sample_index", "num_points", "ended")[:per_category])
+    if len(stored) < per_category:
+        return None
+    sampled = stored[-1][0] + 1 if stored else 0
+    if not condition.reject_degenerate and sampled != per_category:
+        return None  # without rejection the first per_category samples are all kept: one is missing
+    # Only the number of points and whether it ended decide the rule: a stand-in of that many points.
+    kept_degenerate = sum(is_degenerate(np.zeros((points, 3)), ended) for _, points, ended in stored)
+    rejected = sampled - per_category
+    return kept_degenerate + rejected, sampled, rejected
+
+
 def get_condition(study, checkpoint, temperature, mode, reject_degenerate,
                   temperature_rule=Condition.TemperatureRule.PAPER):
     defining = dict(study=study, checkpoint_sha256=checkpoint.sha256, temperature=temperature, mode=mode,
@@ -275,19 +301,26 @@ def get_condition(study, checkpoint, temperature, mode, reject_degenerate,
 
 def write_contact_sheets(study, folder):
     """Sheets of the study's real and of each condition's generated stimuli, made of the very PNGs
-    participants see and captioned with their category, for the researcher to inspect; each sheet
-    is titled with what it shows. Returns [(path, title)]."""
+    participants see, for the researcher to inspect: each cell captioned with its category and the
+    stimulus's public id (the id the results name sketches by), each sheet titled with what it shows
+    and named after it. Returns [(path, title)]."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     groups = [("real", "real sketches", study.stimuli.filter(source=Stimulus.Source.REAL))]
-    groups += [(f"generated-condition-{c.pk}", f"generated: {c.label()}", study.stimuli.filter(condition=c))
+    groups += [(f"generated-{file_name_part(c.label())}", f"generated: {c.label()}", study.stimuli.filter(condition=c))
                for c in study.conditions.all()]
     for name, title, stimuli in groups:
         stimuli = list(stimuli.order_by("category", "pk"))
         if not stimuli:
             continue
         path = folder / f"{name}.png"
-        path.write_bytes(contact_sheet([s.image_path.read_bytes() for s in stimuli], columns=10, cell=96,
-                                       captions=[s.category for s in stimuli], title=f"{study.slug}, {title}"))
+        path.write_bytes(contact_sheet([s.image_path.read_bytes() for s in stimuli], columns=10, cell=128,
+                                       captions=[f"{s.category}\n{s.public_id}" for s in stimuli],
+                                       title=f"{study.slug}, {title}"))
         written.append((path, title))
     return written
+
+
+def file_name_part(text):
+    """Text as part of a file name: letters, digits, dots and underscores, the rest one dash."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", text).strip("-")

@@ -14,7 +14,9 @@ from generator.data import load_npz
 from generator.model import Config
 from generator.render import sketch_png
 from generator.sample import sample
+from ratings.management.commands.generate_samples import degenerate_warnings
 from ratings.models import Condition, Stimulus, Study
+from ratings.stimuli import Summary
 
 from .test_render import png_chunks
 
@@ -83,10 +85,10 @@ def test_defaults_make_a_balanced_study_from_the_test_split(demo, fixture_data_d
     assert sorted((c.checkpoint_name, c.checkpoint_sha256) for c in conditions) == [
         (name, hashlib.sha256((demo / name).read_bytes()).hexdigest()) for name in ("circle.pt", "square.pt")]
     assert set(generated.values_list("condition", flat=True)) == set(study.conditions.values_list("pk", flat=True))
-    # Contact sheets live in the reports folder, never among the stimulus files.
-    sheets = list((settings.REPORTS_DIR / "demo").glob("*.png"))
-    assert len(sheets) == 3  # real, and one per condition (one checkpoint per category)
-    assert not any(settings.MEDIA_ROOT in sheet.parents for sheet in sheets)
+    # Contact sheets live in the reports folder, never among the stimulus files, named after what they show.
+    sheets = sorted(path.name for path in (settings.REPORTS_DIR / "demo").glob("*.png"))
+    assert sheets == sorted(["real.png"] + [f"generated-{c.checkpoint_name}-{c.checkpoint_sha256[:8]}-t-0.5-unconditional.png"
+                                            for c in conditions])
 
 
 @pytest.mark.django_db
@@ -116,6 +118,26 @@ def test_same_seed_same_stimuli_and_a_second_run_adds_nothing(demo, capsys):
     assert "added 0 stimuli" in capsys.readouterr().out
     assert stimulus_set(one) == before
     assert sorted(p.name for p in one.stimuli.first().image_path.parent.iterdir()) == files_before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("reject", [[], ["--reject-degenerate"]], ids=["keeping", "rejecting"])
+def test_a_second_run_samples_nothing_and_counts_as_the_first(demo, capsys, monkeypatch, reject):
+    from ratings import stimuli
+
+    def degenerate_lines(out):
+        return [line for line in out.splitlines() if line.startswith("  degenerate samples")]
+
+    generate("--study", "again", "--real", "0", "--generated", "6", *reject)
+    first = degenerate_lines(capsys.readouterr().out)
+    chunks = []
+    monkeypatch.setattr(stimuli, "sample_chunk", lambda *args: chunks.append(args))
+    generate("--study", "again", "--real", "0", "--generated", "6", *reject)
+    assert chunks == [] and degenerate_lines(capsys.readouterr().out) == first
+    # Asking for more than is stored samples again.
+    monkeypatch.undo()
+    generate("--study", "again", "--real", "0", "--generated", "8", *reject)
+    assert Study.objects.get(slug="again").stimuli.filter(source="generated").count() == 8
 
 
 @pytest.mark.django_db
@@ -359,3 +381,35 @@ def test_the_conditions_temperature_rules_are_the_generators():
     from generator.sample import TEMPERATURE_RULES
 
     assert tuple(Condition.TemperatureRule.values) == TEMPERATURE_RULES
+
+
+def summary_of(counts):
+    """A Summary with {(condition, category): (degenerate, sampled, rejected)}."""
+    summary = Summary()
+    for key, (bad, sampled, rejected) in counts.items():
+        summary.degenerate[key], summary.rejected[key] = (bad, sampled), rejected
+    return summary
+
+
+def test_more_than_a_tenth_degenerate_in_a_condition_is_warned_of_with_the_remedies():
+    warnings = degenerate_warnings(summary_of({
+        ("A t=0.5", "pig"): (5, 50, 0), ("A t=0.5", "face"): (6, 50, 0),  # 11 of 100: warned
+        ("B t=0.5", "pig"): (10, 100, 0),  # exactly 10%: not
+        ("C t=0.5 rejecting degenerate", "pig"): (30, 130, 30),
+    }))
+    assert len(warnings) == 2
+    assert warnings[0].startswith("WARNING: 11% (11 of 100) of the samples of A t=0.5 are degenerate")
+    assert "Train the model longer, or make the stimuli with --reject-degenerate" in warnings[0]
+    assert warnings[1].startswith("WARNING: 23% (30 of 130) of the samples of C t=0.5 rejecting degenerate were "
+                                  "degenerate")
+    assert "they were replaced (--reject-degenerate)" in warnings[1] and "Train the model longer" in warnings[1]
+
+
+@pytest.mark.django_db
+def test_the_warning_is_printed(demo, capsys, monkeypatch):
+    from ratings import stimuli
+
+    monkeypatch.setattr(stimuli, "is_degenerate", lambda strokes, ended: True)  # every sample degenerate
+    generate("--study", "poor", "--real", "0", "--generated", "2")
+    out = capsys.readouterr().out
+    assert out.count("WARNING: 100% (1 of 1) of the samples of ") == 2  # one model per category

@@ -5,6 +5,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
+from generator.render import CAPTION_SIZE
 from tests.conftest import ROOT
 
 
@@ -43,7 +44,7 @@ def test_grid_of_samples_from_the_committed_demo_checkpoint(tmp_path, capsys):
     never_ended = int(re.search(r"(\d+) of 12 samples did not end within 250 points", text).group(1))
     assert never_ended <= 3  # the trained model ends its sketches (2% never end at this temperature)
     assert "wrote 12 sketches" in text
-    assert Image.open(io.BytesIO(out.read_bytes())).size == (4 * 128, 3 * (128 + 14))  # captions under cells
+    assert Image.open(io.BytesIO(out.read_bytes())).size == (4 * 128, 3 * (128 + CAPTION_SIZE + 5))  # captions under cells
 
 
 def test_the_same_seed_draws_the_same_samples(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from generator.data import load_npz
-from generator.render import CANVAS, contact_sheet, sketch_png
+from generator.render import CANVAS, CAPTION_SIZE, TITLE_SIZE, contact_sheet, sketch_png
 
 
 def png_chunks(data):
@@ -72,4 +72,19 @@ def test_blank_drawing_is_a_white_canvas():
 def test_contact_sheet_holds_every_image(drawings):
     image = Image.open(io.BytesIO(contact_sheet([sketch_png(d) for d in drawings[:10]], columns=4, cell=64)))
     assert image.size == (4 * 64, 3 * 64)
+
+
+def test_contact_sheet_captions_every_cell_and_makes_room_for_its_title(drawings):
+    title = "a title much wider than the two cells of this sheet"
+    png = contact_sheet([sketch_png(d) for d in drawings[:2]], columns=2, cell=64, captions=["pig\nid-1", "pig\nid-2"],
+                        title=title)
+    pixels = np.asarray(Image.open(io.BytesIO(png)))
+    heading = TITLE_SIZE + 10
+    caption_height = 2 * (CAPTION_SIZE + 2) + 3
+    assert pixels.shape == (heading + 64 + caption_height, pixels.shape[1]) and pixels.shape[1] > 2 * 64
+    assert (pixels[:heading, 2 * 64:] < 128).any()  # the title runs on past the cells, in dark letters
+    for column in range(2):
+        for line in range(2):  # each of the caption's two lines is written
+            top = heading + 64 + 1 + line * (CAPTION_SIZE + 2)
+            assert (pixels[top:top + CAPTION_SIZE, column * 64 + 4:(column + 1) * 64 - 4] < 160).any()
 

@@ -142,6 +142,8 @@ class Command(BaseCommand):
             rejected = summary.rejected[(condition, category)]
             note = f", {rejected} rejected" if rejected else ""
             w(f"  degenerate samples {category} [{condition}]: {bad} of {sampled} ({100 * bad / sampled:.0f}%){note}")
+        for warning in degenerate_warnings(summary):
+            w(warning)
         counts = {}
         for source, category, condition_id in study.stimuli.values_list("source", "category", "condition"):
             counts[(source, category, condition_id)] = counts.get((source, category, condition_id), 0) + 1
@@ -157,3 +159,32 @@ class Command(BaseCommand):
               f"stimuli; for half and half, make as many real as generated (--real {generated} in all).")
         for path, title in sheets:
             w(f"Contact sheet: {path} ({title})")
+
+
+DEGENERATE_WARNING_SHARE = 0.10
+
+
+def degenerate_warnings(summary):
+    """A warning for each condition of which more than DEGENERATE_WARNING_SHARE of the samples drawn
+    were degenerate (empty, or not ended within the length limit), with the remedies."""
+    totals = {}
+    for (condition, category), (bad, sampled) in summary.degenerate.items():
+        rejected = summary.rejected[(condition, category)]
+        previous = totals.get(condition, (0, 0, 0))
+        totals[condition] = (previous[0] + bad, previous[1] + sampled, previous[2] + rejected)
+    warnings = []
+    for condition, (bad, sampled, rejected) in sorted(totals.items()):
+        if not sampled or bad / sampled <= DEGENERATE_WARNING_SHARE:
+            continue
+        share = f"{100 * bad / sampled:.0f}% ({bad} of {sampled})"
+        if rejected:
+            warnings.append(f"WARNING: {share} of the samples of {condition} were degenerate (empty, or not ended "
+                            "within the length limit), more than 10%: they were replaced (--reject-degenerate), so "
+                            "the stimuli are a selection of what the model draws. Train the model longer for one "
+                            "that needs no rejecting.")
+        else:
+            warnings.append(f"WARNING: {share} of the samples of {condition} are degenerate (empty, or not ended "
+                            "within the length limit), more than 10%, and participants will see them. Train the "
+                            "model longer, or make the stimuli with --reject-degenerate, which draws others in their "
+                            "place (as a generation condition of its own).")
+    return warnings
