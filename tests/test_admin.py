@@ -111,3 +111,26 @@ def test_ten_wrong_passwords_lock_the_account_from_that_address_for_a_while(clie
     assert refused.status_code == 429 and "_auth_user_id" not in client.session
     other = Client(REMOTE_ADDR="192.0.2.7")  # the same account from another address
     assert other.post(login, {"username": "researcher", "password": "the-right-one"}).status_code == 302
+
+
+def test_studies_with_the_same_title_show_their_slugs(staff, study, make_study):
+    make_study(slug="pilot-2")  # both titled "Sketch study", as generate_samples makes them
+    make_study(slug="main", title="The main study")
+    page = staff.get(reverse("admin:ratings_study_changelist")).content.decode()
+    assert "Sketch study (pilot)" in page and "Sketch study (pilot-2)" in page
+    assert "The main study" in page and "The main study (main)" not in page
+
+
+def test_the_study_page_warns_when_recruited_participants_cannot_be_credited(staff, study):
+    change = reverse("admin:ratings_study_change", args=[study.pk])
+    assert study.UNCREDITED_WARNING in staff.get(change).content.decode()  # no completion code or URL
+    study.completion_code = "XYZ"
+    study.save()
+    assert study.UNCREDITED_WARNING not in staff.get(change).content.decode()
+
+
+def test_the_study_page_gives_the_expected_duration_and_the_results(staff, study):
+    page = staff.get(reverse("admin:ratings_study_change", args=[study.pk])).content.decode()
+    # 4 sketches and 1 attention check.
+    assert "about 2 minutes (estimated: 5 items at 5 s each and 1 minute to read)" in page
+    assert reverse("results:study", args=[study.slug]) in page

@@ -6,10 +6,12 @@ from io import StringIO
 import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 from django.utils import timezone
 
 from ratings.models import Participant, Rating
 from ratings.stats.frame import FAILED_ATTENTION, UNFINISHED
+from tests.participant_steps import consent, url
 from tests.results_data import PARTICIPANTS_CSV_COLUMNS, RATINGS_CSV_COLUMNS, SUMMARY_CSV_COLUMNS
 
 
@@ -98,7 +100,7 @@ def test_participants_file_has_one_row_per_participant(rated_study, tmp_path):
         f"Wrote 7 participants of study rated to {out}\n"
     table = pd.read_csv(out, keep_default_na=False).set_index("prolific_pid")
     assert list(table.reset_index().columns[[1, 0]]) == PARTICIPANTS_CSV_COLUMNS[:2]
-    assert list(table.index) == ["pid-A", "pid-B", "pid-C", "pid-D", "pid-F", "pid-E", "pid-G"]  # as they started
+    assert list(table.index) == ["pid-A", "pid-B", "pid-C", "pid-D", "pid-F", "pid-E", "pid-G"]  # as they consented
     columns = ["rated", "attention_checks", "attention_checks_failed", "exclusion"]
     assert table.loc["pid-A", columns].tolist() == [10, 2, 0, ""]
     assert table.loc["pid-A", "median_response_ms"] == "1004.5"  # of 1000..1009
@@ -108,6 +110,21 @@ def test_participants_file_has_one_row_per_participant(rated_study, tmp_path):
     assert table.loc["pid-G", columns].tolist() == [0, 0, 0, UNFINISHED]
     assert table.loc["pid-G", "items"] == waiting.assignments.count() > 0
     assert table.loc["pid-G", "median_response_ms"] == "" and not table["simulated"].any()
+
+
+def test_started_is_when_a_participant_pressed_start_and_consent_has_its_own_column(make_study, tmp_path):
+    study = make_study(slug="times", items_per_participant=2, attention=0)
+    consent(Client(), study, PROLIFIC_PID="only-consented")
+    browser = Client()
+    consent(browser, study, PROLIFIC_PID="pressed-start")
+    before_start = timezone.now()
+    browser.post(url("instructions", study))  # Start
+    out = tmp_path / "p.csv"
+    export("--study", "times", "--out", str(out), "--participants")
+    table = pd.read_csv(out, keep_default_na=False).set_index("prolific_pid")
+    assert table.loc["only-consented", "started"] == "" and table.loc["only-consented", "consented"] != ""
+    consented, started = (pd.Timestamp(table.loc["pressed-start", column]) for column in ("consented", "started"))
+    assert consented <= before_start <= started <= timezone.now()
 
 
 def test_a_study_without_ratings_gives_headers_only(make_study, tmp_path):

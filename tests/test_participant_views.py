@@ -2,10 +2,12 @@
 pages for closed and unknown studies, recruitment ids and coming back."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import close_old_connections, connection
 from django.test import Client
+from django.utils import timezone
 
 from ratings.models import Participant, Rating
 from tests.participant_steps import answer, consent, finish, shown_position, start, url
@@ -299,3 +301,26 @@ def test_an_unknown_study_gets_a_clear_404_page(client, study, path):
 @pytest.mark.parametrize("name", ["landing", "declined", "done"])
 def test_pages_that_take_no_answers_refuse_posts(client, study, name):
     assert client.post(url(name, study)).status_code == 405
+
+
+def test_the_consent_text_says_how_long_the_study_takes(client, study):
+    """4 sketches and 1 attention check at 5 s each and a minute to read: 85 s, about 2 minutes."""
+    assert "which takes about 2 minutes." in client.get(url("consent", study)).content.decode()
+    assert study.expected_minutes() == (2, "estimated: 5 items at 5 s each and 1 minute to read")
+
+
+def test_once_three_have_finished_the_duration_is_their_median(client, study):
+    now = timezone.now()
+    for minutes, pid in ((3, "a"), (7, "b"), (30, "SIMULATED-c"), (12, "d")):  # a dry run's finisher is no measure
+        Participant.objects.create(study=study, prolific_pid=pid, consented=now - timedelta(minutes=minutes),
+                                   finished=now)
+    Participant.objects.create(study=study, prolific_pid="e", consented=now - timedelta(minutes=60))  # unfinished
+    assert study.expected_minutes() == (7, "the median of 3 participants who finished")
+    assert "which takes about 7 minutes." in client.get(url("consent", study)).content.decode()
+
+
+def test_a_consent_text_of_the_researchers_own_is_shown_as_written(client, study):
+    study.consent_text = "Our approved text: it takes a quarter of an hour. {minutes} is our placeholder."
+    study.save()
+    page = client.get(url("consent", study)).content.decode()
+    assert "Our approved text: it takes a quarter of an hour. 2 is our placeholder." in page
