@@ -425,6 +425,13 @@ class Participant(models.Model):
         self.finish_if_done()
         return True
 
+    def repeats_last_answer(self, position, grade):
+        """Whether an answer that `rate` did not store repeats the last one stored (a double click, a
+        reloaded post: nothing lost), rather than answering an item rated already from a page left
+        behind (a second tab), which the participant should be told was not recorded."""
+        last = self.ratings.order_by("-position").first()
+        return last is not None and last.position == position and last.grade == grade
+
     def finish_if_done(self):
         if self.finished is None and self.assignments.exists() and self.next_assignment() is None:
             self.finished = timezone.now()

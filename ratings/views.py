@@ -190,7 +190,11 @@ def grade(request, study, participant):
     form = TrialForm(request.POST)
     try:
         if form.is_valid():
-            participant.rate(**form.cleaned_data)
+            answer = form.cleaned_data
+            if not participant.rate(**answer) and not participant.repeats_last_answer(answer["position"], answer["grade"]):
+                return message(request, 409, "That sketch was answered already",
+                               "You answered it in another tab or window, and that answer counts: this one was not "
+                               "recorded. Please go on with the study here.", back, "Go on with the study", study)
             return resume(study, participant)
     except OutOfOrder:
         return message(request, 409, "That sketch is not the next one",

@@ -77,10 +77,25 @@ def test_the_same_answer_posted_twice_is_stored_once(client, study, participant)
     assert shown_position(client, study) == 2
 
 
-def test_a_second_answer_to_a_graded_sketch_does_not_change_it(client, study, participant):
+def test_a_second_answer_to_a_graded_sketch_does_not_change_it_and_says_so(client, study, participant):
+    """Another answer to the sketch just graded comes from a second tab left behind: the participant
+    is told that this answer was not recorded, and where to go on."""
     answer(client, study, "real", position=1)
-    answer(client, study, "fake", position=1)
+    response = answer(client, study, "fake", position=1)
     assert list(Rating.objects.values_list("position", "grade")) == [(1, "real")]
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "That sketch was answered already" in page and "this one was not recorded" in page
+    assert f'href="{url("trial", study)}"' in page
+
+
+def test_an_answer_from_a_tab_further_behind_says_so_too(client, study, participant):
+    """The same grade as was given, but to a sketch before the last one graded: a stale tab."""
+    answer(client, study, "real", position=1)
+    answer(client, study, "fake", position=2)
+    response = answer(client, study, "real", position=1)
+    assert response.status_code == 409 and "That sketch was answered already" in response.content.decode()
+    assert shown_position(client, study) == 3
 
 
 @pytest.mark.parametrize("last", [False, True], ids=["middle", "last"])
