@@ -3,7 +3,9 @@ preprocessing as the reference implementation does, augmentation, and length-buc
 
 The official files are `<category>.npz` with `train`, `valid` and `test` keys, each a 1-D object
 array of stroke-3 int16 drawings. Object arrays are pickles; they are read here with an
-unpickler that can only rebuild numpy arrays, so a malicious file cannot run code.
+unpickler that can only rebuild numpy arrays, so a malicious file cannot run code. A file may also
+name its drawings: `<split>_key_id`, a string array beside each split (the official files do not;
+the study's export_drawings does, as Quick, Draw!'s ndjson files do with their key_id field).
 """
 
 import io
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import atomic_write
-from .strokes import (START_TOKEN, lines_to_stroke3, ndjson_to_lines, simplify_raw_lines, simplify_stroke3,
+from .strokes import (START_TOKEN, lines_to_stroke3, ndjson_to_lines, raw_to_stroke3, simplify_stroke3,
                       stroke3_to_stroke5)
 
 SPLITS = ("train", "valid", "test")
@@ -91,8 +93,14 @@ def validate_drawing(drawing):
     return None
 
 
-def load_npz(path):
-    """{split: list of (N, 3) arrays} from a sketch-rnn npz, every drawing validated.
+def key_member(split):
+    """The npz member that names the drawings of `split`, if a file has it."""
+    return f"{split}_key_id"
+
+
+def load_npz(path, with_keys=False):
+    """{split: list of (N, 3) arrays} from a sketch-rnn npz, every drawing validated. With
+    `with_keys`, also {split: key_id per drawing} (None for each where the file names none).
 
     Raises SketchDataError naming the file and the problem; never unpickles anything but
     numpy arrays.
@@ -104,7 +112,7 @@ def load_npz(path):
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
         raise SketchDataError(f"{path}: not a readable npz file ({e})") from None
-    splits = {}
+    splits, keys = {}, {}
     with archive:
         names = {name.removesuffix(".npy"): name for name in archive.namelist()}
         missing = [s for s in SPLITS if s not in names]
@@ -123,7 +131,37 @@ def load_npz(path):
                 if problem:
                     raise SketchDataError(f"{path}: drawing {i} of split '{split}' {problem}")
             splits[split] = drawings
-    return splits
+            if with_keys:
+                keys[split] = _read_keys(path, archive, names.get(key_member(split)), split, len(drawings))
+    return (splits, keys) if with_keys else splits
+
+
+def _read_keys(path, archive, member, split, count):
+    if member is None:
+        return [None] * count
+    try:
+        array = _read_npy_member(archive, member)
+    except Exception as e:
+        raise SketchDataError(f"{path}: '{key_member(split)}' cannot be read ({type(e).__name__}: {e})") from None
+    if array.dtype.kind != "U" or array.shape != (count,):
+        raise SketchDataError(f"{path}: '{key_member(split)}' is not one string per drawing of split '{split}' "
+                              f"({array.dtype}, shape {array.shape}; the split has {count})")
+    return [str(key) for key in array]
+
+
+def save_npz(file, splits, keys=None):
+    """Write {split: stroke-3 drawings} to an open binary `file` in the sketch-rnn layout (int16
+    drawings in 1-D object arrays, as load_npz reads them), with {split: key ids} if given."""
+    arrays = {}
+    for split in SPLITS:
+        # Filled one by one: np.array() would make a 3-D array of drawings that share a length.
+        drawings = np.empty(len(splits[split]), dtype=object)
+        for i, drawing in enumerate(splits[split]):
+            drawings[i] = np.asarray(drawing, dtype=np.int16)
+        arrays[split] = drawings
+        if keys is not None:
+            arrays[key_member(split)] = np.array(keys[split], dtype=str)
+    np.savez_compressed(file, **arrays)
 
 
 def load_ndjson(path, simplify_raw=None, with_keys=False):
@@ -142,10 +180,7 @@ def load_ndjson(path, simplify_raw=None, with_keys=False):
                 record = json.loads(line)
                 strokes = record["drawing"]
                 raw = len(strokes[0]) == 3 if simplify_raw is None else simplify_raw
-                lines = ndjson_to_lines(strokes)
-                if raw:
-                    lines = simplify_raw_lines(lines)
-                drawing = lines_to_stroke3(lines)
+                drawing = raw_to_stroke3(strokes) if raw else lines_to_stroke3(ndjson_to_lines(strokes))
                 problem = validate_drawing(drawing) if len(drawing) else None
                 if problem:
                     raise ValueError(f"its drawing {problem}")
@@ -190,15 +225,22 @@ def category_url(category, url_template):
 NDJSON_SPLIT = {"train": range(0, 8), "valid": (8,), "test": (9,)}  # of ten buckets by key_id
 
 
-def load_ndjson_splits(path):
+def ndjson_split(key):
+    """The split of an ndjson drawing with this key_id."""
+    bucket = zlib.crc32(str(key).encode()) % 10
+    return next(split for split, buckets in NDJSON_SPLIT.items() if bucket in buckets)
+
+
+def load_ndjson_splits(path, with_keys=False):
     """{split: drawings} of a Quick, Draw! ndjson file: 80/10/10 by a hash of each drawing's key_id
-    (its line number where it has none), so a drawing keeps its split as the file grows."""
-    splits = {s: [] for s in SPLITS}
+    (its line number where it has none), so a drawing keeps its split as the file grows. With
+    `with_keys`, also {split: key_id per drawing}."""
+    splits, keys = {s: [] for s in SPLITS}, {s: [] for s in SPLITS}
     for number, (key, drawing) in enumerate(load_ndjson(path, with_keys=True)):
-        bucket = zlib.crc32(str(key if key is not None else number).encode()) % 10
-        split = next(s for s, buckets in NDJSON_SPLIT.items() if bucket in buckets)
+        split = ndjson_split(key if key is not None else number)
         splits[split].append(drawing)
-    return splits
+        keys[split].append(None if key is None else str(key))
+    return (splits, keys) if with_keys else splits
 
 
 def find_category_files(category, folders):
@@ -219,7 +261,8 @@ def find_category_files(category, folders):
 
 
 def read_category_file(path):
-    return load_ndjson_splits(path) if path.suffix == ".ndjson" else load_npz(path)
+    """({split: drawings}, {split: key_id per drawing, None where the file names none}) of one file."""
+    return load_ndjson_splits(path, with_keys=True) if path.suffix == ".ndjson" else load_npz(path, with_keys=True)
 
 
 def available_categories(folders):
@@ -242,6 +285,7 @@ class SketchFile:
     category: str
     splits: dict  # split -> drawings, already multiplied by `rescale`
     rescale: float  # the scale rule's factor for this file's folder
+    keys: dict  # split -> key_id of each drawing, None where the file names none
 
     def describe(self):
         return {"file": f"{self.path.parent.name}/{self.path.name}", "category": self.category,
@@ -265,20 +309,20 @@ def load_sketch_files(categories, search_path, simplify_epsilon=0.0, scale_categ
     folder_of = {folder: index for index, folder in enumerate(folders)}
     by_folder = {}
     for category in scale_categories:
-        for path, splits in raw[category]:
+        for path, (splits, _) in raw[category]:
             by_folder.setdefault(folder_of[path.parent], []).extend(splits["train"])
     stds = {index: offsets_std(drawings) for index, drawings in sorted(by_folder.items()) if drawings}
     reference = stds[min(stds)] if stds else 1.0
     files = []
     for category in categories:
-        for path, splits in raw[category]:
+        for path, (splits, keys) in raw[category]:
             index = folder_of[path.parent]
             rescale = reference / stds[index] if len(stds) > 1 and stds.get(index) else 1.0
             if simplify_epsilon > 0:
                 splits = {s: [simplify_stroke3(d, simplify_epsilon) for d in splits[s]] for s in SPLITS}
             if rescale != 1.0:
                 splits = {s: [_rescaled(d, rescale) for d in splits[s]] for s in SPLITS}
-            files.append(SketchFile(path, index, category, splits, rescale))
+            files.append(SketchFile(path, index, category, splits, rescale, keys))
     return files
 
 
@@ -288,12 +332,17 @@ def _rescaled(drawing, factor):
     return out
 
 
-def load_category(category, search_path, simplify_epsilon=0.0, splits=SPLITS, scale_categories=None):
+def load_category(category, search_path, simplify_epsilon=0.0, splits=SPLITS, scale_categories=None,
+                  with_keys=False):
     """The `splits` of one category from every file on the search path, at the path's common scale
     (see load_sketch_files), with a clear error if no folder holds it. `simplify_epsilon` > 0
-    simplifies every drawing (simplify_stroke3, about 1 ms a drawing); indices stay the same."""
+    simplifies every drawing (simplify_stroke3, about 1 ms a drawing); indices stay the same.
+    With `with_keys`, also {split: key_id of each drawing, None where its file names none}."""
     files = load_sketch_files([category], search_path, simplify_epsilon, scale_categories)
-    return {split: [d for f in files for d in f.splits[split]] for split in splits}
+    drawings = {split: [d for f in files for d in f.splits[split]] for split in splits}
+    if not with_keys:
+        return drawings
+    return drawings, {split: [k for f in files for k in f.keys[split]] for split in splits}
 
 
 def fetch_category(category, data_dir, url_template, progress=None):

@@ -146,3 +146,9 @@ def simplify_raw_lines(lines, epsilon=2.0):
     scale = 255.0 / extent if extent > 0 else 1.0
     return [np.round(rdp(resample_polyline((line - low) * scale), epsilon)) for line in lines]
 
+
+def raw_to_stroke3(drawing, epsilon=2.0):
+    """A raw Quick, Draw! `drawing` ([[xs], [ys], [ts]] per stroke, in canvas pixels) -> stroke-3 as
+    the dataset's simplified drawings are made (simplify_raw_lines); empty if it has no points."""
+    return lines_to_stroke3(simplify_raw_lines(ndjson_to_lines(drawing), epsilon))
+

@@ -19,6 +19,7 @@ from generator.data import (
     mirror,
     padding_fraction,
     random_scale,
+    save_npz,
     scale_factor,
     stroke5_batch,
 )
@@ -130,6 +131,30 @@ def test_object_array_holding_a_non_array_is_rejected(tmp_path):
     path = write_npz(tmp_path / "lists.npz", train=[GOOD], valid=[GOOD], test=array)
     with pytest.raises(SketchDataError, match="drawing 0 of split 'test' is a list"):
         load_npz(path)
+
+
+def test_saved_npz_loads_back_with_the_key_of_each_drawing(tmp_path):
+    other = np.array([[5, 6, 0], [7, 8, 1]])
+    drawings = {"train": [GOOD, other], "valid": [], "test": [GOOD[1:]]}  # two of one length stay two drawings
+    keys = {"train": ["101", "102"], "valid": [], "test": ["7"]}
+    with open(tmp_path / "k.npz", "wb") as file:
+        save_npz(file, drawings, keys)
+    splits, loaded_keys = load_npz(tmp_path / "k.npz", with_keys=True)
+    assert loaded_keys == keys
+    for split in drawings:
+        assert [d.tolist() for d in splits[split]] == [np.asarray(d, dtype=np.int16).tolist() for d in drawings[split]]
+    with open(tmp_path / "plain.npz", "wb") as file:
+        save_npz(file, drawings)
+    assert load_npz(tmp_path / "plain.npz", with_keys=True)[1] == {"train": [None, None], "valid": [], "test": [None]}
+
+
+def test_key_ids_that_do_not_name_every_drawing_are_refused(tmp_path):
+    path = tmp_path / "bad-keys.npz"
+    write_npz(path, train=[], valid=[], test=[GOOD])
+    with zipfile.ZipFile(path, "a") as archive, archive.open("test_key_id.npy", "w") as member:
+        np.save(member, np.array(["1", "2"]))
+    with pytest.raises(SketchDataError, match="'test_key_id' is not one string per drawing of split 'test'"):
+        load_npz(path, with_keys=True)
 
 
 def test_ndjson_simplified_and_raw(tmp_path):

@@ -5,6 +5,7 @@ from hypothesis.extra.numpy import arrays
 
 from generator.strokes import (
     lines_to_stroke3,
+    raw_to_stroke3,
     ndjson_to_lines,
     rdp,
     resample_polyline,
@@ -122,3 +123,21 @@ def test_simplify_raw_lines_aligns_scales_and_simplifies():
     lines = simplify_raw_lines([np.stack([xs, ys], axis=1)])
     assert len(lines) == 1
     np.testing.assert_array_equal(lines[0], [[0, 0], [255, 128]])  # aligned to 0, max 255, RDP to two points
+
+
+def test_raw_drawings_become_the_datasets_stroke3():
+    """Worked by hand: align to 0, scale the larger side to 255, resample at 1 px, RDP with
+    epsilon 2, round, then offsets with the pen lifted at each stroke's end."""
+    # Two strokes of a 500 x 500 drawing whose top left is (100, 500): a level line drawn in three
+    # points, then a line straight down; scale 255 / 500.
+    two_lines = [[[100, 350, 600], [500, 500, 500], [0, 50, 100]], [[600, 600], [500, 1000], [300, 400]]]
+    np.testing.assert_array_equal(raw_to_stroke3(two_lines), [[255, 0, 1], [0, 0, 0], [0, 255, 1]])
+    # One stroke with a corner: down 200, then right 200, scaled to 255 each; the corner stays.
+    corner = [[[40, 40, 240], [10, 210, 210], [0, 500, 900]]]
+    np.testing.assert_array_equal(raw_to_stroke3(corner), [[0, 255, 0], [255, 0, 1]])
+    # A bump of 1.5 px after scaling (1 of 170 raw units, scale 1.5) is within epsilon 2 and goes;
+    # a bump of 3 px stays.
+    flat = [[[0, 85, 170], [0, 1, 0], [0, 10, 20]]]
+    np.testing.assert_array_equal(raw_to_stroke3(flat), [[255, 0, 1]])
+    assert len(raw_to_stroke3([[[0, 85, 170], [0, 2, 0], [0, 10, 20]]])) == 2
+    assert raw_to_stroke3([]).shape == (0, 3)
