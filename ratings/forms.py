@@ -3,6 +3,7 @@
 from django import forms
 from django.core.validators import RegexValidator
 
+from .drawing import read_strokes
 from .models import Rating
 
 # Longer than anyone looks at one sketch, short enough to be a measurement and not an overflow.
@@ -35,9 +36,22 @@ class ConsentForm(forms.Form):
     consent_token = forms.CharField(required=False, max_length=40, validators=[external_id])
 
 
-class TrialForm(forms.Form):
-    """One answer, exactly as the trial page posts it: a post with other fields, or with a field
-    given twice, was not sent by the page and is refused whole."""
+class PagePost(forms.Form):
+    """A post exactly as a page sends it: a post with other fields than `posted_fields`, or with a
+    field given twice, was not sent by the page and is refused whole."""
+
+    posted_fields = set()
+
+    def clean(self):
+        if set(self.data) - self.posted_fields:
+            raise forms.ValidationError("The post carries fields the page does not send.")
+        if any(len(values) > 1 for _, values in self.data.lists()):
+            raise forms.ValidationError("The post gives a field more than once.")
+        return super().clean()
+
+
+class TrialForm(PagePost):
+    """One answer, as the trial page posts it."""
 
     position = forms.IntegerField(min_value=1, max_value=MAX_POSITION)
     grade = forms.ChoiceField(choices=Rating.Grade.choices)
@@ -46,9 +60,19 @@ class TrialForm(forms.Form):
 
     posted_fields = {"csrfmiddlewaretoken", "position", "grade", "response_ms"}
 
-    def clean(self):
-        if set(self.data) - self.posted_fields:
-            raise forms.ValidationError("The answer carries fields the page does not send.")
-        if any(len(values) > 1 for _, values in self.data.lists()):
-            raise forms.ValidationError("The answer gives a field more than once.")
-        return super().clean()
+
+class DrawingForm(PagePost):
+    """One drawing, as the drawing page posts it: the prompt's position and the strokes, checked by
+    drawing.read_strokes against the study's time limit."""
+
+    position = forms.IntegerField(min_value=1, max_value=MAX_POSITION)
+    strokes = forms.CharField(strip=False)
+
+    posted_fields = {"csrfmiddlewaretoken", "position", "strokes"}
+
+    def __init__(self, data, time_limit_s):
+        super().__init__(data)
+        self.time_limit_s = time_limit_s
+
+    def clean_strokes(self):
+        return read_strokes(self.cleaned_data["strokes"], self.time_limit_s)

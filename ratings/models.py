@@ -10,7 +10,8 @@ import random
 import secrets
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.urls import reverse
@@ -77,7 +78,17 @@ class Study(models.Model):
                                            "estimated from the items per participant, then measured once "
                                            f"{MIN_FINISHERS_TIMED} participants have finished.")
     items_per_participant = models.PositiveIntegerField(
-        default=40, help_text="Sketches each participant grades, attention checks not counted.")
+        default=40, help_text="Sketches each participant grades, attention checks not counted; 0 for a study "
+                              "that only asks for drawings.")
+    # The drawing task (drawing.py), before the grading.
+    drawings_per_participant = models.PositiveIntegerField(
+        default=0, help_text="Prompts each participant draws, one per page, before grading; 0: no drawing task.")
+    drawing_categories = models.CharField(
+        max_length=1000, blank=True, validators=[RegexValidator(r"^[\w -]+(,[\w -]+)*$", "Categories, comma-separated.")],
+        help_text="What participants are asked to draw, comma-separated (e.g. pig,alarm_clock); the names the "
+                  "exported files get.")
+    drawing_seconds = models.PositiveIntegerField(
+        default=20, help_text="Time limit per drawing in seconds (Quick, Draw! gives 20); 0: no limit.")
     attention_checks = models.PositiveIntegerField(
         default=3, help_text="Catch trials (blank canvas or meaningless scribble) mixed into each session.")
     is_open = models.BooleanField(
@@ -105,6 +116,18 @@ class Study(models.Model):
 
     def get_absolute_url(self):
         return reverse("ratings:landing", args=[self.slug])
+
+    def clean(self):
+        if self.drawings_per_participant and not self.drawing_category_list:
+            raise ValidationError({"drawing_categories": "Name what participants should draw."})
+
+    @property
+    def drawing_category_list(self):
+        return list(dict.fromkeys(c.strip() for c in self.drawing_categories.split(",") if c.strip()))
+
+    @property
+    def asks_for_drawings(self):
+        return bool(self.drawings_per_participant and self.drawing_category_list)
 
     # Prolific's placeholders, filled in for each participant by the recruitment site.
     RECRUITMENT_QUERY = "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
@@ -173,8 +196,9 @@ class Study(models.Model):
             same |= Q(consent_token=consent_token)
         return self.participants.filter(same).first() if same else None
 
-    def choose_stimuli(self, count, rng):
-        """Up to `count` real and generated stimuli for one participant.
+    def choose_stimuli(self, count, rng, withheld_keys=()):
+        """Up to `count` real and generated stimuli for one participant, none made from a drawing
+        whose key is in `withheld_keys` (the participant's own: Participant.own_drawing_keys).
 
         Real and generated in proportion to how many of each the study has (half and half when it
         has as many), so that every stimulus is shown about equally often whatever its source: if
@@ -189,7 +213,8 @@ class Study(models.Model):
         two reconstructions of one drawing side by side would give both away as generated. A cell
         whose remaining stimuli all share a drawing with ones already chosen gives fewer.
         """
-        stimuli = list(self.stimuli.exclude(source=Stimulus.Source.ATTENTION).order_by("pk"))
+        stimuli = list(self.stimuli.exclude(source=Stimulus.Source.ATTENTION).exclude(dataset_key__in=withheld_keys)
+                       .order_by("pk"))
         usage = _usage_keys(stimuli, rng)
         real, generated = {}, {}
         for stimulus in stimuli:
@@ -309,6 +334,8 @@ class Stimulus(models.Model):
     dataset_file = models.CharField(max_length=300, blank=True)
     dataset_split = models.CharField(max_length=10, blank=True)
     dataset_index = models.IntegerField(null=True, blank=True)
+    dataset_key = models.CharField(max_length=64, blank=True, db_index=True,
+                                   help_text="The key_id of the drawing shown or encoded, where its file names it.")
     seed = models.BigIntegerField(null=True, blank=True)
     sample_index = models.IntegerField(null=True, blank=True)
     ended = models.BooleanField(null=True, blank=True, help_text="Generated: ended by itself before the length limit.")
@@ -382,7 +409,7 @@ class Participant(models.Model):
             if self.assignments.exists():
                 return
             rng = random.Random(self.token)
-            items = study.choose_stimuli(study.items_per_participant, rng)
+            items = study.choose_stimuli(study.items_per_participant, rng, self.own_drawing_keys())
             if not items:
                 return
             rng.shuffle(items)
@@ -393,6 +420,21 @@ class Participant(models.Model):
                 for position, stimulus in enumerate(items, start=1))
             self.started = timezone.now()
             Participant.objects.filter(pk=self.pk).update(started=self.started)
+
+    def own_drawing_keys(self):
+        """The key_ids of every drawing this person made: here, and in any study under the same
+        recruitment id. No stimulus made from one of them is shown to them."""
+        same = Q(prompt__participant=self)
+        if self.prolific_pid:
+            same |= Q(prompt__participant__prolific_pid=self.prolific_pid)
+        return Drawing.objects.filter(same).values("key_id")
+
+    def drawing_pending(self):
+        """The drawing task, which comes before the grading, is not done: a prompt has no drawing
+        yet, or the study asks for drawings and none were given out before the grading began."""
+        if self.prompts.exists():
+            return self.prompts.filter(drawing__isnull=True).exists()
+        return self.finished is None and self.study.asks_for_drawings and not self.assignments.exists()
 
     def next_assignment(self):
         """The first assignment not rated yet, or None."""
@@ -433,7 +475,15 @@ class Participant(models.Model):
         return last is not None and last.position == position and last.grade == grade
 
     def finish_if_done(self):
-        if self.finished is None and self.assignments.exists() and self.next_assignment() is None:
+        """Finished: the drawing task done and every item rated; in a study without grading
+        (items_per_participant 0), the drawing task done."""
+        if self.finished is not None or self.drawing_pending():
+            return
+        if self.assignments.exists():
+            done = self.next_assignment() is None
+        else:
+            done = self.study.items_per_participant == 0 and self.prompts.exists()
+        if done:
             self.finished = timezone.now()
             Participant.objects.filter(pk=self.pk, finished__isnull=True).update(finished=self.finished)
 
@@ -489,3 +539,7 @@ class Rating(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["participant", "stimulus"], name="one_rating_per_participant_and_stimulus"),
         ]
+
+
+# The drawing task's models live in drawing.py; importing them here registers them with the app.
+from .drawing import Drawing, DrawingPrompt  # noqa: E402,F401

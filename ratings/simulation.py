@@ -1,11 +1,14 @@
 """Simulated participants, for a dry run of a study before anyone is recruited.
 
 Each one goes through the participant pages over HTTP as a browser would: the recruitment link
-with its ids, consent, instructions, every sketch (its image fetched, its answer posted with the
-form's CSRF token) and the finish page. So a dry run goes through the same views, checks and
+with its ids, consent, the drawing task if the study has one (a wobbly circle for every prompt),
+instructions, every sketch (its image fetched, its answer posted with the form's CSRF token) and
+the finish page. So a dry run goes through the same views, checks and
 database writes as a real session; only the grades come from a policy instead of a person.
 """
 
+import json
+import math
 import random
 import secrets
 from dataclasses import dataclass
@@ -20,10 +23,13 @@ from django.test import Client
 from django.urls import reverse
 
 from .attention import EXPECTED_GRADE
-from .models import Participant, Rating, Stimulus
+from .drawing import CANVAS_UNITS
+from .models import Drawing, Participant, Rating, Stimulus
 
 PID_PREFIX = Participant.SIMULATED_PID_PREFIX
 RESPONSE_MS = (500, 5000)  # simulated answers take half a second to five seconds
+DRAWING_MS = (1500, 5000)  # and drawings a second and a half to five, within the study's time limit
+DRAWING_POINTS = 30
 TIMEOUT_S = 30
 
 
@@ -162,6 +168,7 @@ class Summary:
     ratings: int
     attention_checks: int
     attention_passed: int
+    drawings: int
 
 
 class Simulation:
@@ -194,12 +201,34 @@ class Simulation:
         expect(self.transport.get(f"{self.url('landing')}?{urlencode(ids)}"), self.url("landing"), "The link")
         consent = expect(self.transport.get(self.url("consent")), self.url("consent"), "The consent form")
         page = self.transport.post(self.url("consent"), {**consent.fields, "decision": "agree"})
-        instructions = expect(page, self.url("instructions"), "Agreeing to take part")
-        page = self.transport.post(self.url("instructions"), instructions.fields)
-        while page.path == self.url("trial"):
-            page = self.answer(expect(page, self.url("trial"), "A sketch"))
-        expect(page, self.url("done"), "The last answer")
+        step = "Agreeing to take part"
+        if self.study.asks_for_drawings:
+            intro = expect(page, self.url("drawing"), step)
+            page = self.transport.post(self.url("drawing"), intro.fields)
+            while page.path == self.url("draw"):
+                page = self.draw(expect(page, self.url("draw"), "A drawing"))
+            step = "The last drawing"
+        if self.study.items_per_participant:
+            instructions = expect(page, self.url("instructions"), step)
+            page = self.transport.post(self.url("instructions"), instructions.fields)
+            while page.path == self.url("trial"):
+                page = self.answer(expect(page, self.url("trial"), "A sketch"))
+            step = "The last answer"
+        expect(page, self.url("done"), step)
         return pid
+
+    def draw(self, page):
+        """Draw a wobbly circle in one stroke at a steady pace and post it; returns the page that follows."""
+        limit_ms = self.study.drawing_seconds * 1000 or DRAWING_MS[1]
+        duration = self.rng.randint(min(DRAWING_MS[0], limit_ms), min(DRAWING_MS[1], limit_ms))
+        centre, radius = CANVAS_UNITS / 2, CANVAS_UNITS * self.rng.uniform(0.2, 0.4)
+        xs, ys, ts = [], [], []
+        for i in range(DRAWING_POINTS):
+            angle, wobble = 2 * math.pi * i / (DRAWING_POINTS - 1), self.rng.uniform(0.9, 1.1)
+            xs.append(round(centre + radius * wobble * math.cos(angle)))
+            ys.append(round(centre + radius * wobble * math.sin(angle)))
+            ts.append(round(duration * i / (DRAWING_POINTS - 1)))
+        return self.transport.post(self.url("draw"), {**page.fields, "strokes": json.dumps([[xs, ys, ts]])})
 
     def answer(self, trial):
         """Look at the sketch and post a grade for it; returns the page that follows."""
@@ -220,4 +249,5 @@ class Simulation:
         checks = ratings.filter(stimulus__source=Stimulus.Source.ATTENTION)
         return Summary(participants=len(self.pids), finished=participants.exclude(finished=None).count(),
                        ratings=ratings.count(), attention_checks=checks.count(),
-                       attention_passed=checks.filter(grade=EXPECTED_GRADE).count())
+                       attention_passed=checks.filter(grade=EXPECTED_GRADE).count(),
+                       drawings=Drawing.objects.filter(prompt__participant__in=participants).count())

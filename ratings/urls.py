@@ -3,13 +3,15 @@ addressed by their random public_id only."""
 
 from django.urls import path
 
-from . import views
+from . import drawing_views, views
 
 app_name = "ratings"
 urlpatterns = [
     path("s/<slug:slug>/", views.landing, name="landing"),
     path("s/<slug:slug>/consent/", views.consent, name="consent"),
     path("s/<slug:slug>/declined/", views.declined, name="declined"),
+    path("s/<slug:slug>/drawing/", drawing_views.drawing_instructions, name="drawing"),
+    path("s/<slug:slug>/draw/", drawing_views.draw, name="draw"),
     path("s/<slug:slug>/instructions/", views.instructions, name="instructions"),
     path("s/<slug:slug>/trial/", views.trial, name="trial"),
     path("s/<slug:slug>/done/", views.done, name="done"),

@@ -1,4 +1,5 @@
-"""Participant views: landing -> consent -> instructions -> trials -> done.
+"""Participant views: landing -> consent -> (the drawing task, drawing_views.py) -> instructions ->
+trials -> done.
 
 A participant is the token kept in their session, one per study. Every page works out from the
 database where the participant is, so a reload, a closed tab or a server restart resumes at the
@@ -69,6 +70,8 @@ def resume(study, participant):
         return redirect("ratings:landing", study.slug)
     if participant.finished:
         return redirect("ratings:done", study.slug)
+    if participant.drawing_pending():
+        return redirect("ratings:draw" if participant.prompts.exists() else "ratings:drawing", study.slug)
     if not participant.assignments.exists():
         return redirect("ratings:instructions", study.slug)
     return redirect("ratings:trial", study.slug)
@@ -153,7 +156,7 @@ def declined(request, study, participant):
 @study_page
 def instructions(request, study, participant):
     # Closing the study turns newcomers away (landing and consent), not those who consented before.
-    if participant is None or participant.finished:
+    if participant is None or participant.finished or participant.drawing_pending():
         return resume(study, participant)
     if request.method != "POST":
         return render(request, "ratings/instructions.html", {"study": study})

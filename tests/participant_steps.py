@@ -1,5 +1,6 @@
 """A participant's steps through the study with Django's test client, for the view tests."""
 
+import json
 import re
 
 from django.urls import reverse
@@ -45,4 +46,36 @@ def finish(client, study, grade="fake"):
     for _ in range(participant.assignments.count() - participant.ratings.count()):
         answer(client, study, grade)
     participant.refresh_from_db()
+    return participant
+
+
+def circle(points=12, radius=300, duration_ms=2000):
+    """The raw strokes of a circle drawn in one stroke, as the drawing page posts them."""
+    import math
+
+    angles = [2 * math.pi * i / (points - 1) for i in range(points)]
+    return [[[round(500 + radius * math.cos(a)) for a in angles], [round(500 + radius * math.sin(a)) for a in angles],
+             [round(duration_ms * i / (points - 1)) for i in range(points)]]]
+
+
+def shown_prompt(client, study):
+    """The position of the prompt the drawing page shows now."""
+    page = client.get(url("draw", study)).content.decode()
+    return int(re.search(r'name="position" value="(\d+)"', page).group(1))
+
+
+def draw(client, study, strokes=None, **fields):
+    """Send a drawing (a circle unless `strokes` is given) for the prompt shown now (or `position`)."""
+    strokes = circle() if strokes is None else strokes
+    data = {"position": fields.pop("position", None) or shown_prompt(client, study),
+            "strokes": strokes if isinstance(strokes, str) else json.dumps(strokes), **fields}
+    return client.post(url("draw", study), data)
+
+
+def draw_all(client, study, **recruitment_ids):
+    """Consent and send a circle for every prompt: the drawing task done."""
+    participant = consent(client, study, **recruitment_ids)
+    client.post(url("drawing", study))
+    for _ in range(participant.prompts.count()):
+        draw(client, study)
     return participant

@@ -72,7 +72,9 @@ def study_fields(study, **changes):
     return {"slug": study.slug, "title": study.title, "instructions": study.instructions,
             "consent_text": study.consent_text, "items_per_participant": study.items_per_participant,
             "attention_checks": study.attention_checks, "is_open": "on", "completion_code": study.completion_code,
-            "completion_url": study.completion_url, "target_half_width": study.target_half_width, **changes}
+            "completion_url": study.completion_url, "target_half_width": study.target_half_width,
+            "drawings_per_participant": study.drawings_per_participant, "drawing_categories": study.drawing_categories,
+            "drawing_seconds": study.drawing_seconds, **changes}
 
 
 def test_more_attention_checks_set_in_the_admin_are_made_for_the_next_participant(staff, study):

@@ -137,3 +137,29 @@ def test_assigning_twice_changes_nothing(make_study):
 def test_a_study_without_stimuli_assigns_nothing(make_study):
     study = make_study(real=0, generated=0, attention=0)
     assert sequence(study) == []
+
+
+def test_in_a_study_that_asks_for_drawings_first_no_one_grades_their_own(client, make_study):
+    """A study whose stimuli include drawings made in its own drawing task (exported and made into
+    stimuli while people were still drawing): each participant's own drawings, and conditional
+    samples made from them, are left out of their sequence; everyone else's are shown."""
+    from django.test import Client
+
+    from ratings.models import Stimulus
+    from tests.participant_steps import draw_all, url
+
+    study = make_study(categories=("circle",), items_per_participant=100, real=2, generated=2, attention=0,
+                       drawings_per_participant=2, drawing_categories="circle")
+    drawer, other = draw_all(client, study), draw_all(Client(), study)
+    template = study.stimuli.filter(source="real").first()
+    for drawing in [*drawer.prompts.all(), *other.prompts.all()]:
+        for source in ("real", "generated"):
+            Stimulus.objects.create(study=study, image=template.image, category="circle", source=source,
+                                    condition=study.conditions.get() if source == "generated" else None,
+                                    dataset_file="circle.npz", dataset_key=drawing.drawing.key_id)
+    client.post(url("instructions", study))
+    shown = {a.stimulus.dataset_key for a in drawer.assignments.select_related("stimulus")}
+    own = {p.drawing.key_id for p in drawer.prompts.all()}
+    others = {p.drawing.key_id for p in other.prompts.all()}
+    assert not shown & own and others <= shown
+    assert drawer.assignments.count() == 2 + 2 + 2 * 2  # the fixture's stimuli and the other's

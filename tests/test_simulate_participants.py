@@ -170,3 +170,19 @@ def test_the_command_does_not_import_torch():
     code = ("import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'studysite.settings'; django.setup(); "
             "import ratings.management.commands.simulate_participants; sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_participants_of_a_study_with_a_drawing_task_draw_first(make_study):
+    from ratings.drawing import Drawing
+
+    make_study(slug="drawing", items_per_participant=4, attention=1, drawings_per_participant=2,
+               drawing_categories="circle,square", drawing_seconds=3)
+    text = simulate("--n", "2", "--policy", "oracle", study="drawing")
+    assert "Finished: 2 of 2" in text and "Ratings stored: 10" in text
+    assert "Drawings stored: 4 (export_drawings leaves them out)" in text
+    drawings = Drawing.objects.all()
+    assert len(drawings) == 4 and all(d.accepted and 1500 <= d.duration_ms <= 3000 for d in drawings)
+    make_study(slug="only-drawing", real=0, generated=0, temperatures=(), attention=0, items_per_participant=0,
+               drawings_per_participant=1, drawing_categories="circle", drawing_seconds=0)
+    text = simulate("--n", "1", study="only-drawing")
+    assert "Finished: 1 of 1" in text and "Ratings stored: 0" in text and "Drawings stored: 1" in text

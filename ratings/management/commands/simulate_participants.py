@@ -19,10 +19,10 @@ def root_url(value):
 class Command(BaseCommand):
     help = (
         "Dry-run a study before recruiting anyone: N simulated participants go through the participant "
-        "pages over HTTP (recruitment link, consent, instructions, every sketch with its attention checks, "
-        "finish page, CSRF tokens included), so every view, check and database write of a real session "
-        "happens. Then it prints how many finished, how many ratings were stored and how many attention "
-        "checks were passed. Requests go through Django's test client in this process, or with --url to a "
+        "pages over HTTP (recruitment link, consent, the drawing task if there is one, instructions, every "
+        "sketch with its attention checks, finish page, CSRF tokens included), so every view, check and "
+        "database write of a real session happens. Then it prints how many finished, how many ratings and "
+        "drawings were stored and how many attention checks were passed. Requests go through Django's test client in this process, or with --url to a "
         "running server that uses this installation's database. Simulated participants' PROLIFIC_PID starts "
         f"with {PID_PREFIX}; their ratings count in the study's results until you remove them with --delete, "
         "which you must do before recruiting real participants."
@@ -63,14 +63,17 @@ class Command(BaseCommand):
             if not opts["url"]:
                 raise
             raise CommandError(f"Could not reach {opts['url']}: {getattr(error, 'reason', error)}") from None
-        self.stdout.write(
+        lines = [
             f"Simulated {summary.participants} participants on study {study.slug} through {transport.label} "
-            f"(policy {opts['policy']}, seed {opts['seed']}).\n"
-            f"  Finished: {summary.finished} of {summary.participants}\n"
-            f"  Ratings stored: {summary.ratings} (attention checks among them: {summary.attention_checks})\n"
-            f"  Attention checks passed: {summary.attention_passed} of {summary.attention_checks}\n"
-            f"Their PROLIFIC_PID starts with {PID_PREFIX}: remove them with --delete before recruiting."
-        )
+            f"(policy {opts['policy']}, seed {opts['seed']}).",
+            f"  Finished: {summary.finished} of {summary.participants}",
+            f"  Ratings stored: {summary.ratings} (attention checks among them: {summary.attention_checks})",
+            f"  Attention checks passed: {summary.attention_passed} of {summary.attention_checks}",
+        ]
+        if study.asks_for_drawings:
+            lines.append(f"  Drawings stored: {summary.drawings} (export_drawings leaves them out)")
+        lines.append(f"Their PROLIFIC_PID starts with {PID_PREFIX}: remove them with --delete before recruiting.")
+        self.stdout.write("\n".join(lines))
 
     def delete(self, study):
         participants, ratings = delete_simulated(study)
@@ -83,6 +86,6 @@ class Command(BaseCommand):
         study = existing_study(slug)
         if not study.is_open:
             raise CommandError(f"Study {slug} is closed; open it in the admin to dry-run it.")
-        if not study.stimuli.exists():
+        if study.items_per_participant and not study.stimuli.exists():
             raise CommandError(f"Study {slug} has no stimuli yet; make them with generate_samples.")
         return study
