@@ -11,6 +11,7 @@ from django.utils.html import format_html
 
 from .attention import ensure_attention_stimuli
 from .models import Assignment, Condition, Participant, Rating, Stimulus, Study
+from . import drawing_admin  # noqa: F401  (registers the review of the drawing task's drawings)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
