@@ -150,7 +150,8 @@ def add_real_stimuli(study, category, per_category, seed, data_dir, summary, pro
     drawings this study already uses as sources of conditional samples. They are simplified as
     the category's model's training drawings were (`simplify_epsilon`), so that real and
     generated sketches differ in nothing but how they were made."""
-    test = load_category(category, data_dir, simplify_epsilon, splits=["test"])["test"]
+    tests, keys = load_category(category, data_dir, simplify_epsilon, splits=["test"], with_keys=True)
+    test, keys = tests["test"], keys["test"]
     file_name = f"{category}.npz"
     existing = dict(study.stimuli.filter(source=Stimulus.Source.REAL, category=category, dataset_file=file_name)
                     .values_list("dataset_index", "num_points"))
@@ -168,7 +169,8 @@ def add_real_stimuli(study, category, per_category, seed, data_dir, summary, pro
     for index in chosen:
         if index not in existing:
             write_stimulus(study, test[index], category=category, source=Stimulus.Source.REAL,
-                           dataset_file=file_name, dataset_split="test", dataset_index=index)
+                           dataset_file=file_name, dataset_split="test", dataset_index=index,
+                           dataset_key=keys[index] or "")
             summary.add("real", category)
         if progress:
             progress()
@@ -178,10 +180,11 @@ def conditional_sources(study, category, seed, data_dir, config, scale_factor):
     """Test drawings to encode for conditional samples: the seeded permutation read from its end,
     without the drawings the study shows as real stimuli. Every condition encodes the same ones,
     so conditions compare on the same drawings (Study.choose_stimuli never shows a participant two
-    sketches of one drawing). Returns (indices, normalised drawings)."""
+    sketches of one drawing). Returns (indices, normalised drawings, key_id of every test drawing)."""
     max_len = config.max_seq_len
-    raw_test = load_category(category, data_dir, config.simplify_epsilon, splits=["test"],
-                             scale_categories=config.categories)["test"]
+    tests, keys = load_category(category, data_dir, config.simplify_epsilon, splits=["test"],
+                                scale_categories=config.categories, with_keys=True)
+    raw_test = tests["test"]
     shown = set(study.stimuli.filter(source=Stimulus.Source.REAL, category=category)
                 .values_list("dataset_index", flat=True))
     # Drawings longer than max_len are not the model's input: its preprocessing drops them.
@@ -189,7 +192,7 @@ def conditional_sources(study, category, seed, data_dir, config, scale_factor):
              if int(i) not in shown and len(raw_test[int(i)]) <= max_len]
     if not order:
         raise StimulusError(f"{category}: no test drawings left to encode that are not shown as real stimuli")
-    return order, normalise(clamp_and_filter([raw_test[i] for i in order], max_len), scale_factor)
+    return order, normalise(clamp_and_filter([raw_test[i] for i in order], max_len), scale_factor), keys["test"]
 
 
 def sample_chunk(checkpoint, category, condition, seed, chunk, sources, device):
@@ -200,7 +203,7 @@ def sample_chunk(checkpoint, category, condition, seed, chunk, sources, device):
     model, payload = checkpoint.model, checkpoint.payload
     temperature, rule = condition.temperature, condition.temperature_rule
     if condition.mode == Condition.Mode.CONDITIONAL:
-        order, drawings = sources
+        order, drawings, _ = sources
         picks = [(chunk * SAMPLE_CHUNK + k) % len(order) for k in range(SAMPLE_CHUNK)]
         z = encode(model, [drawings[p] for p in picks], generator=generator, device=device)
         result = sample(model, z=z, temperature=temperature, scale_factor=payload["scale_factor"],
@@ -252,11 +255,12 @@ def add_generated_stimuli(study, condition, checkpoint, category, per_category, 
                 continue
             accepted += 1
             if index not in existing:
+                encoded = source_indices[k] is not None
                 write_stimulus(study, strokes[k], category=category, source=Stimulus.Source.GENERATED,
                                condition=condition, seed=seed, sample_index=index, ended=bool(ended[k]),
-                               dataset_file=f"{category}.npz" if source_indices[k] is not None else "",
-                               dataset_split="test" if source_indices[k] is not None else "",
-                               dataset_index=source_indices[k])
+                               dataset_file=f"{category}.npz" if encoded else "",
+                               dataset_split="test" if encoded else "", dataset_index=source_indices[k],
+                               dataset_key=(sources[2][source_indices[k]] or "") if encoded else "")
                 summary.add("generated", category, label)
             if progress:
                 progress()
