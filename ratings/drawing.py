@@ -10,8 +10,8 @@ Each drawing has a random `key_id`, as Quick, Draw!'s drawings do. Exported file
 stimulus made from an exported drawing records it (Stimulus.dataset_key): that is how a grading
 study keeps every participant's own drawings from them (Participant.own_drawing_keys).
 
-The models refer to the study's models by name, so this module never imports models.py, which
-imports it (that registers these models with the app).
+The models refer to the study's models by name, and its functions import models.py where they
+run: models.py imports this module at its end, which registers these models with the app.
 """
 
 import json

@@ -136,3 +136,21 @@ def test_the_study_page_gives_the_expected_duration_and_the_results(staff, study
     # 4 sketches and 1 attention check.
     assert "about 2 minutes (estimated: 5 items at 5 s each and 1 minute to read)" in page
     assert reverse("results:study", args=[study.slug]) in page
+
+
+@pytest.mark.parametrize("changes, error", [
+    ({"drawings_per_participant": 2, "drawing_categories": ""}, "Name what participants should draw."),
+    ({"drawings_per_participant": 2, "drawing_categories": "pig,../x"}, "Categories, comma-separated."),
+])
+def test_a_drawing_task_needs_categories_that_can_name_files(staff, study, changes, error):
+    response = staff.post(reverse("admin:ratings_study_change", args=[study.pk]), study_fields(study, **changes))
+    assert response.status_code == 200 and error in response.content.decode()
+    study.refresh_from_db()
+    assert study.drawings_per_participant == 0
+
+
+def test_a_drawing_task_set_in_the_admin_is_saved(staff, study):
+    fields = study_fields(study, drawings_per_participant=3, drawing_categories="pig, alarm_clock", drawing_seconds=0)
+    assert staff.post(reverse("admin:ratings_study_change", args=[study.pk]), fields).status_code == 302
+    study.refresh_from_db()
+    assert (study.drawing_category_list, study.drawing_seconds, study.asks_for_drawings) == (["pig", "alarm_clock"], 0, True)
