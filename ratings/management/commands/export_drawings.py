@@ -3,7 +3,6 @@ the project's data loader reads (generate_samples --data-dir uses them as real s
 train_sketch_rnn --data-dir trains on them)."""
 
 import json
-import os
 import zlib
 from collections import Counter
 from datetime import timezone
@@ -12,8 +11,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from generator.data import SPLITS, ndjson_split, save_npz
-from ratings.database import require_migrated_database
-from ratings.models import Drawing, Participant, Study
+from generator.files import atomic_write
+from ratings.management.options import add_study_argument, existing_study
+from ratings.models import Drawing, Participant
 
 
 def split_of(key_id, seed, valid_fraction, test_fraction):
@@ -50,7 +50,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--study", required=True, help="the study's slug")
+        add_study_argument(parser)
         parser.add_argument("--out", required=True, help="the folder to write into (made if missing)")
         parser.add_argument("--format", choices=["npz", "ndjson"], default="npz", help="default npz")
         parser.add_argument("--seed", type=int, default=0, help="npz: seed of the split (default 0)")
@@ -64,10 +64,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if opts["valid_fraction"] + opts["test_fraction"] > 1:
             raise CommandError("--valid-fraction and --test-fraction add up to more than 1")
-        require_migrated_database()
-        study = Study.objects.filter(slug=opts["study"]).first()
-        if study is None:
-            raise CommandError(f"No study with slug {opts['study']!r}.")
+        study = existing_study(opts["study"])
         drawings = (Drawing.objects.filter(prompt__participant__study=study).select_related("prompt__participant")
                     .order_by("pk"))
         simulated = drawings.filter(prompt__participant__prolific_pid__startswith=Participant.SIMULATED_PID_PREFIX)
@@ -111,19 +108,14 @@ class Command(BaseCommand):
             split = split_of(drawing.key_id, opts["seed"], opts["valid_fraction"], opts["test_fraction"])
             splits[split].append(drawing.stroke3())
             keys[split].append(drawing.key_id)
-        write_atomically(path, lambda file: save_npz(file, splits, keys))
+        with atomic_write(path) as temporary, open(temporary, "wb") as file:
+            save_npz(file, splits, keys)
         return ", ".join(f"{len(splits[s])} {s}" for s in SPLITS)
 
     @staticmethod
     def write_ndjson(path, drawings):
-        lines = "".join(json.dumps(ndjson_record(d), separators=(",", ":")) + "\n" for d in drawings)
-        write_atomically(path, lambda file: file.write(lines.encode("utf-8")))
+        with atomic_write(path) as temporary:
+            temporary.write_text("".join(json.dumps(ndjson_record(d), separators=(",", ":")) + "\n" for d in drawings),
+                                 encoding="utf-8")
         counts = Counter(ndjson_split(d.key_id) for d in drawings)  # the loader's split, by key_id alone
         return ", ".join(f"{counts[s]} {s}" for s in SPLITS)
-
-
-def write_atomically(path, write):
-    partial = path.with_name(f".{path.name}.part")
-    with open(partial, "wb") as file:
-        write(file)
-    os.replace(partial, path)

@@ -22,10 +22,11 @@ class Command(BaseCommand):
         "pages over HTTP (recruitment link, consent, the drawing task if there is one, instructions, every "
         "sketch with its attention checks, finish page, CSRF tokens included), so every view, check and "
         "database write of a real session happens. Then it prints how many finished, how many ratings and "
-        "drawings were stored and how many attention checks were passed. Requests go through Django's test client in this process, or with --url to a "
-        "running server that uses this installation's database. Simulated participants' PROLIFIC_PID starts "
-        f"with {PID_PREFIX}; their ratings count in the study's results until you remove them with --delete, "
-        "which you must do before recruiting real participants."
+        "drawings were stored and how many attention checks were passed. Requests go through Django's test "
+        "client in this process, or with --url to a running server that uses this installation's database. "
+        f"Simulated participants' PROLIFIC_PID starts with {PID_PREFIX}; their ratings count in the study's results "
+        "until you remove them with --delete, which you must do before recruiting real participants (their drawings "
+        "are never exported)."
     )
 
     def add_arguments(self, parser):
