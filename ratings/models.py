@@ -84,7 +84,8 @@ class Study(models.Model):
     drawings_per_participant = models.PositiveIntegerField(
         default=0, help_text="Prompts each participant draws, one per page, before grading; 0: no drawing task.")
     drawing_categories = models.CharField(
-        max_length=1000, blank=True, validators=[RegexValidator(r"^[\w -]+(,[\w -]+)*$", "Categories, comma-separated.")],
+        max_length=1000, blank=True,
+        validators=[RegexValidator(r"^[\w -]+(,[\w -]+)*$", "Categories, comma-separated.")],
         help_text="What participants are asked to draw, comma-separated (e.g. pig,alarm_clock); the names the "
                   "exported files get.")
     drawing_seconds = models.PositiveIntegerField(

@@ -7,6 +7,7 @@ import math
 import random
 import re
 import shutil
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from django.urls import reverse
 from generator.data import load_category, load_npz, ndjson_split
 from generator.model import Config
 from generator.render import sketch_png
+from ratings.management.commands.export_drawings import split_of
 from ratings.models import Drawing, Participant, Stimulus, Study
 from tests.conftest import FIXTURE_DATA_DIR
 from tests.participant_steps import consent, draw, start, url
@@ -96,6 +98,8 @@ def test_the_npz_split_follows_the_seed_and_keeps_each_drawing_where_it_was_as_t
         splits, keys = load_npz(folder / "circle.npz", with_keys=True)
         return {key: split for split in splits for key in keys[split]}
 
+    for number, drawing in enumerate(Drawing.objects.order_by("pk")):  # keys of their own: the test repeats
+        Drawing.objects.filter(pk=drawing.pk).update(key_id=str(10**15 + number))
     export(drawn, tmp_path / "a", "--seed", "3", "--valid-fraction", "0.3", "--test-fraction", "0.3")
     before = split_of_each(tmp_path / "a")
     assert set(before.values()) == {"train", "valid", "test"}
@@ -105,6 +109,13 @@ def test_the_npz_split_follows_the_seed_and_keeps_each_drawing_where_it_was_as_t
     export(drawn, tmp_path / "a", "--seed", "3", "--valid-fraction", "0.3", "--test-fraction", "0.3", "--force")
     after = split_of_each(tmp_path / "a")
     assert len(after) == len(before) + 3 and {key: after[key] for key in before} == before
+
+
+def test_the_split_gives_each_fraction_about_its_share():
+    splits = Counter(split_of(str(10**15 + k), 0, 0.2, 0.1) for k in range(10_000))
+    assert abs(splits["valid"] / 10_000 - 0.2) < 0.02 and abs(splits["test"] / 10_000 - 0.1) < 0.02
+    assert Counter(split_of(str(k), 0, 0, 1) for k in range(100)) == {"test": 100}
+    assert Counter(split_of(str(k), 0, 0, 0) for k in range(100)) == {"train": 100}
 
 
 def test_ndjson_export_is_the_raw_layout_and_loads_to_the_same_drawings_as_npz(drawn, tmp_path, capsys):
