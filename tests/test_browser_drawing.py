@@ -93,9 +93,12 @@ def test_a_drawing_is_stored_as_drawn(open_page, study, size, device):
     assert_fits(page, size, f"draw-{size['width']}x{size['height']}")
     expect(page.get_by_role("button", name="Done")).to_be_disabled()
 
+    page.evaluate("""window.pointerTypes = [];
+        document.getElementById("canvas").addEventListener("pointerdown", e => pointerTypes.push(e.pointerType));""")
     screen, arrow = strokes_on(canvas, ARROW)
     for stroke in screen:
         hand.stroke(stroke)
+    assert page.evaluate("pointerTypes") == [device, device]  # the page saw a mouse, or a finger
     page.screenshot(path=ARTIFACTS / f"drawn-{size['width']}x{size['height']}-{device}.png")
     page.get_by_role("button", name="Done").click()
     expect(page.get_by_text("2 / 2")).to_be_visible()
@@ -137,11 +140,11 @@ def test_on_a_phone_on_its_side_the_canvas_and_buttons_fit(open_page, study):
 
 
 def test_the_time_limit_shows_and_sends_what_is_drawn(open_page, study):
-    study.drawing_seconds = 2
+    study.drawing_seconds = 3
     study.save()
     page = open_page(viewport=PHONE, **TOUCH)
     begin(page, "timed1")
-    expect(page.get_by_role("timer")).to_have_text("2 s")
+    expect(page.get_by_role("timer")).to_have_text(re.compile(r"^[123] s$"))  # counting down from 3
     screen, drawn = strokes_on(page.locator("#canvas"), [ZIGZAG[0]])
     Touch(page).stroke(screen[0])
     expect(page.get_by_text("2 / 2")).to_be_visible()  # sent by the clock, not by Done
