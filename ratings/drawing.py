@@ -133,6 +133,7 @@ class DrawingPrompt(models.Model):
                 chosen += taken
             cls.objects.bulk_create(cls(participant=participant, position=position, category=category)
                                     for position, category in enumerate(chosen, start=1))
+            participant.mark_started()
 
     @classmethod
     def next_for(cls, participant):

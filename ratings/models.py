@@ -66,6 +66,7 @@ DEFAULT_CONSENT = (
 # and to grade one item (the trial page shows one sketch and three buttons).
 READING_SECONDS = 60
 SECONDS_PER_ITEM = 5
+DEFAULT_DRAWING_SECONDS = 20  # Quick, Draw!'s time limit
 MIN_FINISHERS_TIMED = 3
 
 
@@ -89,7 +90,7 @@ class Study(models.Model):
         help_text="What participants are asked to draw, comma-separated (e.g. pig,alarm_clock); the names the "
                   "exported files get.")
     drawing_seconds = models.PositiveIntegerField(
-        default=20, help_text="Time limit per drawing in seconds (Quick, Draw! gives 20); 0: no limit.")
+        default=DEFAULT_DRAWING_SECONDS, help_text="Time limit per drawing in seconds; 0: no limit.")
     attention_checks = models.PositiveIntegerField(
         default=3, help_text="Catch trials (blank canvas or meaningless scribble) mixed into each session.")
     is_open = models.BooleanField(
@@ -164,8 +165,15 @@ class Study(models.Model):
             return max(1, math.ceil(median / 60)), f"the median of {len(durations)} participants who finished"
         items = self.items_per_participant + self.attention_checks
         seconds = READING_SECONDS + items * SECONDS_PER_ITEM
+        drawings = ""
+        if self.asks_for_drawings:
+            # Each drawing takes its time limit at most; without one, as long as the game's.
+            per_drawing = self.drawing_seconds or DEFAULT_DRAWING_SECONDS
+            seconds += self.drawings_per_participant * per_drawing
+            drawings = f", {self.drawings_per_participant} drawings at {per_drawing} s each"
         return (max(1, math.ceil(seconds / 60)),
-                f"estimated: {items} items at {SECONDS_PER_ITEM} s each and {READING_SECONDS // 60} minute to read")
+                f"estimated: {items} items at {SECONDS_PER_ITEM} s each{drawings} and {READING_SECONDS // 60} minute "
+                "to read")
 
     @property
     def consent_text_shown(self):
@@ -385,7 +393,8 @@ class Participant(models.Model):
         max_length=40, blank=True, editable=False,
         help_text="The random id of the consent form this participant agreed on: the same form sent twice enrolls once.")
     consented = models.DateTimeField(null=True, blank=True)
-    started = models.DateTimeField(null=True, blank=True, help_text="When they pressed Start and got their items.")
+    started = models.DateTimeField(null=True, blank=True, help_text="When they pressed Start and got their items (or "
+                                                                   "their prompts, in a study that asks for drawings).")
     finished = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -419,8 +428,13 @@ class Participant(models.Model):
             Assignment.objects.bulk_create(
                 Assignment(participant=self, stimulus=stimulus, position=position)
                 for position, stimulus in enumerate(items, start=1))
+            self.mark_started()
+
+    def mark_started(self):
+        """They pressed Start: of the drawing task where the study has one, else of the grading."""
+        if self.started is None:
             self.started = timezone.now()
-            Participant.objects.filter(pk=self.pk).update(started=self.started)
+            Participant.objects.filter(pk=self.pk, started__isnull=True).update(started=self.started)
 
     def own_drawing_keys(self):
         """The key_ids of every drawing this person made: here, and in any study under the same

@@ -272,3 +272,18 @@ def test_prompts_spread_over_the_categories_across_participants(study):
         draw_all(Client(), study)
     counts = {c: DrawingPrompt.objects.filter(category=c).count() for c in ("circle", "square")}
     assert counts == {"circle": 3, "square": 3}
+
+
+def test_started_is_the_press_of_start_drawing_and_the_duration_counts_the_drawings(client, study):
+    assert study.expected_minutes() == (3, "estimated: 5 items at 5 s each, 3 drawings at 20 s each and 1 minute "
+                                           "to read")  # 60 + 25 + 60 s
+    participant = consent(client, study)
+    client.post(url("drawing", study))
+    participant.refresh_from_db()
+    started = participant.started
+    assert started is not None
+    for _ in range(3):
+        draw(client, study)
+    client.post(url("instructions", study))
+    participant.refresh_from_db()
+    assert participant.assignments.exists() and participant.started == started
