@@ -1,10 +1,11 @@
 """Validation of everything a participant's browser sends."""
 
 from django import forms
+from django.core import signing
 from django.core.validators import RegexValidator
 
 from .drawing import read_strokes
-from .models import Rating
+from .models import Assignment, Rating
 
 # Longer than anyone looks at one sketch, short enough to be a measurement and not an overflow.
 MAX_RESPONSE_MS = 24 * 60 * 60 * 1000
@@ -57,8 +58,20 @@ class TrialForm(PagePost):
     grade = forms.ChoiceField(choices=Rating.Grade.choices)
     # Missing when the browser runs no JavaScript: the grade is kept without a time.
     response_ms = forms.IntegerField(required=False, min_value=0, max_value=MAX_RESPONSE_MS)
+    # When the page was served, signed by the server (Assignment.served_token). Missing only from a
+    # page served before the field existed: the grade is kept without the server's time.
+    served = forms.CharField(required=False, max_length=100)
 
-    posted_fields = {"csrfmiddlewaretoken", "position", "grade", "response_ms"}
+    posted_fields = {"csrfmiddlewaretoken", "position", "grade", "response_ms", "served"}
+
+    def clean_served(self):
+        token = self.cleaned_data["served"]
+        if not token:
+            return None
+        try:
+            return Assignment.read_served_token(token)
+        except (signing.BadSignature, ValueError):
+            raise forms.ValidationError("The page's timestamp was changed.") from None
 
 
 class DrawingForm(PagePost):
@@ -76,3 +89,9 @@ class DrawingForm(PagePost):
 
     def clean_strokes(self):
         return read_strokes(self.cleaned_data["strokes"], self.time_limit_s)
+
+
+class ResumeForm(forms.Form):
+    """The resume code a participant was shown at the start, to continue on another browser."""
+
+    code = forms.CharField(max_length=20)

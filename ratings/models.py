@@ -2,18 +2,22 @@
 participants, what each participant is shown, and their ratings.
 
 Nothing a participant can see (URLs, file names, image bytes) is derived from a stimulus's source
-or category: stimuli are addressed by a random `public_id`, and provenance stays in the database.
+or category: a participant's images are addressed by a random key per assignment (no two
+participants share an image URL), staff's by the stimulus's random `public_id`, and provenance
+stays in the database.
 """
 
 import math
 import random
 import secrets
+import time
 
 from django.conf import settings
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import IntegrityError, models, transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Count, Max, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -37,6 +41,22 @@ def new_participant_token():
 
 def new_consent_token():
     return random_id(18)
+
+
+# No letters or digits that read alike (0 O, 1 I L) and no U (no words by accident).
+RESUME_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"
+RESUME_CODE_LENGTH = 8  # 30**8 codes: about 39 bits
+
+
+def new_resume_code():
+    code = "".join(secrets.choice(RESUME_CODE_ALPHABET) for _ in range(RESUME_CODE_LENGTH))
+    return f"{code[:4]}-{code[4:]}"
+
+
+def normalised_resume_code(text):
+    """A code as typed (any case, with or without the dash or spaces) as it is stored."""
+    code = "".join(c for c in text.upper() if c.isalnum())
+    return f"{code[:4]}-{code[4:]}" if len(code) == RESUME_CODE_LENGTH else ""
 
 
 DEFAULT_INSTRUCTIONS = (
@@ -181,29 +201,44 @@ class Study(models.Model):
         return self.consent_text.replace(MINUTES_PLACEHOLDER, str(self.expected_minutes()[0]))
 
     def enroll(self, consent_token="", prolific_pid="", external_study_id="", external_session_id=""):
-        """A consented participant. A returning recruitment-platform id, or a consent form sent again
-        (a double click posts it twice, the second post before the first one's session is saved),
-        gets the participant it made the first time."""
-        earlier = self.enrolled(prolific_pid, consent_token)
-        if earlier:
-            return earlier
-        try:
-            with transaction.atomic():
-                return self.participants.create(
-                    consent_token=consent_token, prolific_pid=prolific_pid, external_study_id=external_study_id,
-                    external_session_id=external_session_id, consented=timezone.now())
-        except IntegrityError:
-            # A twin post committed between the look-up and the insert: the first one wins.
-            return self.enrolled(prolific_pid, consent_token)
+        """A consented participant. A consent form sent again (a double click posts it twice, the
+        second post before the first one's cookie is saved) gets the participant it made the first
+        time. A recruitment id that has consented before makes a new attempt under that id, which
+        the results exclude as a duplicate (Participant.attempt): knowing someone's id never lets
+        anyone answer as them."""
+        for _ in range(10):
+            earlier = self.participants.filter(consent_token=consent_token).first() if consent_token else None
+            if earlier:
+                return earlier
+            attempt = 1
+            if prolific_pid:
+                attempt += self.participants.filter(prolific_pid=prolific_pid).aggregate(n=Max("attempt"))["n"] or 0
+            try:
+                with transaction.atomic():
+                    return self.participants.create(
+                        consent_token=consent_token, prolific_pid=prolific_pid, attempt=attempt,
+                        external_study_id=external_study_id, external_session_id=external_session_id,
+                        consented=timezone.now())
+            except IntegrityError:
+                pass  # a twin post, or another attempt under this id, committed first: look again
+        raise RuntimeError(f"Could not enroll recruitment id {prolific_pid!r} in study {self.slug}")
 
-    def enrolled(self, prolific_pid, consent_token):
-        """The participant who consented under this recruitment-platform id or with this consent form, if any."""
-        same = Q()
-        if prolific_pid:
-            same |= Q(prolific_pid=prolific_pid)
-        if consent_token:
-            same |= Q(consent_token=consent_token)
-        return self.participants.filter(same).first() if same else None
+    def resume_by_code(self, prolific_pid, code):
+        """The participant with this recruitment id whose resume code this is, or None. Every wrong
+        code counts against the id's attempts; after MAX_RESUME_FAILURES, none resumes by code (so
+        a code cannot be guessed), though each still resumes on their own browser."""
+        attempts = list(self.participants.filter(prolific_pid=prolific_pid,
+                                                 resume_failures__lt=Participant.MAX_RESUME_FAILURES))
+        code = normalised_resume_code(code)
+        for participant in attempts:
+            if code and secrets.compare_digest(participant.resume_code, code):
+                return participant
+        self.participants.filter(prolific_pid=prolific_pid).update(resume_failures=models.F("resume_failures") + 1)
+        return None
+
+    def first_attempt(self, prolific_pid):
+        """The participant who first consented under this recruitment id, or None."""
+        return self.participants.filter(prolific_pid=prolific_pid).order_by("attempt").first() if prolific_pid else None
 
     def choose_stimuli(self, count, rng, withheld_keys=()):
         """Up to `count` real and generated stimuli for one participant, none made from a drawing
@@ -377,16 +412,26 @@ class Stimulus(models.Model):
         return settings.MEDIA_ROOT / self.image
 
     def get_absolute_url(self):
-        return reverse("ratings:image", args=[self.public_id])
+        """The image's address for staff (participants get one per assignment)."""
+        return reverse("results:image", args=[self.public_id])
 
 
 class Participant(models.Model):
     # A dry run's participants (simulate_participants) have recruitment ids that start with this.
     SIMULATED_PID_PREFIX = "SIMULATED-"
+    MAX_RESUME_FAILURES = 10
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
     token = models.CharField(max_length=40, unique=True, default=new_participant_token, editable=False)
     prolific_pid = models.CharField(max_length=64, blank=True)
+    attempt = models.PositiveSmallIntegerField(
+        default=1, help_text="1 for the first to consent under a recruitment id; 2, 3, ... for later attempts from "
+                             "other browsers with the same id (a duplicate id: excluded from the results by default).")
+    resume_code = models.CharField(
+        max_length=9, default=new_resume_code, editable=False,
+        help_text="Shown to the participant at the start: with it, they continue on another browser.")
+    resume_failures = models.PositiveSmallIntegerField(
+        default=0, editable=False, help_text="Wrong resume codes entered for this recruitment id.")
     external_study_id = models.CharField(max_length=64, blank=True)
     external_session_id = models.CharField(max_length=64, blank=True)
     consent_token = models.CharField(
@@ -399,15 +444,21 @@ class Participant(models.Model):
 
     class Meta:
         constraints = [
-            # A returning recruitment-platform participant resumes instead of starting over.
-            models.UniqueConstraint(fields=["study", "prolific_pid"], condition=~models.Q(prolific_pid=""),
-                                    name="one_participant_per_prolific_pid"),
+            # Attempts under one recruitment id are numbered 1, 2, ...: two consents at once cannot
+            # both be the first.
+            models.UniqueConstraint(fields=["study", "prolific_pid", "attempt"], condition=~models.Q(prolific_pid=""),
+                                    name="one_participant_per_prolific_pid_attempt"),
             models.UniqueConstraint(fields=["study", "consent_token"], condition=~models.Q(consent_token=""),
                                     name="one_participant_per_consent_form"),
         ]
 
     def __str__(self):
         return self.token[:10]
+
+    @property
+    def duplicate_id(self):
+        """A later attempt under a recruitment id someone had consented under already."""
+        return self.attempt > 1
 
     def assign(self):
         """Fix this participant's sequence of items, once: balanced stimuli in a random order,
@@ -452,34 +503,41 @@ class Participant(models.Model):
         return self.finished is None and self.study.asks_for_drawings and not self.assignments.exists()
 
     def next_assignment(self):
-        """The first assignment not rated yet, or None."""
-        rated = Rating.objects.filter(participant=self, stimulus=OuterRef("stimulus"))
-        return self.assignments.filter(~Exists(rated)).select_related("stimulus").first()
+        """The first assignment not rated yet, or None (Assignment.next_unrated)."""
+        return Assignment.next_unrated(participant_id=self.pk)
 
-    def rate(self, position, grade, response_ms):
-        """Store the grade of the item at `position`, which must be the next unrated one.
+    def rate(self, position, grade, response_ms, served=None, next_up=None):
+        """Store the grade of the item at `position`, which must be the next unrated one
+        (`next_up`: Assignment.next_unrated, where the caller has just looked it up).
 
         Returns False, storing nothing, when that item has a rating already (a double click,
         a reload of a post, a second tab). Raises NotAssigned for a position the participant
-        doesn't have and OutOfOrder for one they haven't been shown yet.
+        doesn't have (or a `served` token of another item) and OutOfOrder for one they haven't
+        been shown yet. `served` is what Assignment.served_token said when the item's page was
+        served: the rating keeps the time from then to now.
         """
-        assignment = self.assignments.filter(position=position).first()
-        if assignment is None:
-            raise NotAssigned(position)
         # Every item before the next unrated one is rated: one look-up tells "rated already" from
         # "not shown yet", leaving no gap between two checks for a concurrent twin post to commit in.
-        next_up = self.next_assignment()
-        if next_up is None or position < next_up.position:
+        next_up = next_up or self.next_assignment()
+        if next_up is None:
+            if position > self.assignments.count():
+                raise NotAssigned(position)
+            return False
+        if position > next_up.total:
+            raise NotAssigned(position)
+        if position < next_up.position:
             return False
         if position > next_up.position:
             raise OutOfOrder(position)
         try:
             with transaction.atomic():
-                self.ratings.create(stimulus_id=assignment.stimulus_id, grade=grade,
-                                    response_ms=response_ms, position=position)
+                Rating.objects.create(participant_id=self.pk, stimulus_id=next_up.stimulus_id, grade=grade,
+                                      response_ms=response_ms, server_ms=next_up.served_interval(served),
+                                      position=position)
         except IntegrityError:
             return False  # the same post, stored by a concurrent request
-        self.finish_if_done()
+        if position == next_up.total:
+            self.finish_if_done()
         return True
 
     def repeats_last_answer(self, position, grade):
@@ -511,12 +569,21 @@ class OutOfOrder(Exception):
     """A post names an item the participant has not been shown yet."""
 
 
+def now_ms():
+    return int(time.time() * 1000)
+
+
 class Assignment(models.Model):
     """One item of a participant's fixed, server-side sequence."""
+
+    SERVED_SALT = "ratings.assignment.served"
 
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="assignments")
     stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="assignments")
     position = models.PositiveIntegerField()
+    # The image's address for this participant only: two participants shown one sketch get two
+    # addresses, so comparing addresses tells nothing (attention checks included).
+    image_key = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
 
     class Meta:
         ordering = ["position"]
@@ -525,8 +592,97 @@ class Assignment(models.Model):
             models.UniqueConstraint(fields=["participant", "stimulus"], name="unique_assignment_stimulus"),
         ]
 
+    # Every trial page and every answer starts here, so it is one plain query: built through the
+    # ORM (an Exists, a Subquery, two joins), it cost five times the database's work in Python.
+    NEXT_UNRATED_SQL = """
+        SELECT a.id, a.participant_id, a.stimulus_id, a.position, a.image_key,
+               (SELECT COUNT(*) FROM ratings_assignment n WHERE n.participant_id = a.participant_id) AS total,
+               p.token, p.finished, s.id, s.slug, s.title
+        FROM ratings_assignment a
+        JOIN ratings_participant p ON p.id = a.participant_id
+        JOIN ratings_study s ON s.id = p.study_id
+        WHERE {participant}
+          AND NOT EXISTS (SELECT 1 FROM ratings_rating r
+                          WHERE r.participant_id = a.participant_id AND r.stimulus_id = a.stimulus_id)
+        ORDER BY a.position
+        LIMIT 1"""
+
+    @classmethod
+    def next_unrated(cls, participant_id=None, tokens=(), slug=None):
+        """The first unrated assignment of a participant, given by id or by their tokens and study
+        slug (a browser's cookie), with `total` (their number of items) and its participant and
+        study (those fields only that the pages use; others load when asked for); None when all
+        are rated or there is no such participant."""
+        if participant_id is not None:
+            participant, params = "p.id = %s", [participant_id]
+        elif tokens:
+            participant = f"p.token IN ({', '.join(['%s'] * len(tokens))}) AND s.slug = %s"
+            params = [*tokens, slug]
+        else:
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(cls.NEXT_UNRATED_SQL.format(participant=participant), params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        pk, participant_pk, stimulus_pk, position, image_key, total, token, finished, study_pk, slug, title = row
+        study = Study.from_db(connection.alias, ["id", "slug", "title"], [study_pk, slug, title])
+        owner = Participant.from_db(connection.alias, ["id", "study_id", "token", "finished"],
+                                    [participant_pk, study_pk, token, finished])
+        owner.study = study
+        assignment = cls.from_db(connection.alias, ["id", "participant_id", "stimulus_id", "position", "image_key"],
+                                 [pk, participant_pk, stimulus_pk, position, image_key])
+        assignment.participant, assignment.total = owner, total
+        return assignment
+
+    @staticmethod
+    def stimulus_shown(image_key, tokens):
+        """The stimulus behind an image address, if one of these participant tokens has it; None
+        otherwise. One plain query, as next_unrated: every sketch shown asks."""
+        if not tokens:
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(f"""
+                SELECT s.id, s.public_id, s.study_id, s.image
+                FROM ratings_assignment a
+                JOIN ratings_participant p ON p.id = a.participant_id
+                JOIN ratings_stimulus s ON s.id = a.stimulus_id
+                WHERE a.image_key = %s AND p.token IN ({', '.join(['%s'] * len(tokens))})""", [image_key, *tokens])
+            row = cursor.fetchone()
+        return Stimulus.from_db(connection.alias, ["id", "public_id", "study_id", "image"], row) if row else None
+
+    def get_absolute_url(self):
+        return reverse("ratings:image", args=[self.image_key])
+
+    def served_token(self):
+        """Signed on the trial page as it is served, and posted back with the answer."""
+        return signing.Signer(salt=self.SERVED_SALT).sign(f"{self.pk}.{now_ms()}")
+
+    @classmethod
+    def read_served_token(cls, token):
+        """(assignment pk, served at, in ms); raises signing.BadSignature for a token the server did not sign."""
+        pk, served_at = signing.Signer(salt=cls.SERVED_SALT).unsign(token).split(".")
+        return int(pk), int(served_at)
+
+    def served_interval(self, served):
+        """Milliseconds from this item's page being served (read_served_token) to now; None
+        without a token, or where clocks of two hosts disagree by more than the interval."""
+        if served is None:
+            return None
+        pk, served_at = served
+        if pk != self.pk:
+            raise NotAssigned(self.position)  # another item's page: not sent by the page shown
+        interval = now_ms() - served_at
+        return interval if interval >= 0 else None
+
 
 class Rating(models.Model):
+    # The trial page's buttons open this long after the sketch is on screen: no browser that ran
+    # the page measures less.
+    BUTTONS_OPEN_MS = 400
+    # A browser's clock may round (some to 100 ms): its time can exceed the server's by that much.
+    CLOCK_SLACK_MS = 100
+
     class Grade(models.TextChoices):
         """The answers, from most to least real, as the buttons show them."""
 
@@ -546,6 +702,10 @@ class Rating(models.Model):
     # Null when the browser ran no JavaScript: the grade counts, but no time was measured.
     response_ms = models.PositiveIntegerField(
         null=True, blank=True, help_text="From the image being shown to the answer, measured in the browser.")
+    # The browser's figure can be anything a participant sends; this one is the server's own.
+    server_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From the trial page being served to the answer arriving, measured by the "
+                                         "server (null for a page served without its timestamp).")
     position = models.PositiveIntegerField()
     created = models.DateTimeField(auto_now_add=True)
 

@@ -14,6 +14,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from .models import Stimulus, Study
+from .views import stimulus_png
 
 
 def include_excluded(request):
@@ -115,6 +116,11 @@ def sketches(study, items):
         item["image"] = data_uri(path.read_bytes()) if path.is_file() else None
         found.append(item)
     return found
+
+
+@staff_member_required
+def stimulus_image(request, public_id):
+    return stimulus_png(get_object_or_404(Stimulus, public_id=public_id))
 
 
 def csv_response(frame, filename):

@@ -24,7 +24,7 @@ from django.urls import reverse
 
 from .attention import EXPECTED_GRADE
 from .drawing import CANVAS_UNITS
-from .models import Drawing, Participant, Rating, Stimulus
+from .models import Assignment, Drawing, Participant, Rating, Stimulus
 
 PID_PREFIX = Participant.SIMULATED_PID_PREFIX
 RESPONSE_MS = (500, 5000)  # simulated answers take half a second to five seconds
@@ -179,8 +179,6 @@ class Simulation:
         self.grade = POLICIES[policy]
         self.rng = random.Random(seed)
         self.transport = transport
-        # The truth, looked up server-side for the policies that need it (a researcher's tool).
-        self.sources = dict(study.stimuli.values_list("public_id", "source"))
         self.pids = []
 
     def url(self, name):
@@ -235,11 +233,14 @@ class Simulation:
         image = self.transport.get(trial.sketch)
         if image.status != 200 or not image.body.startswith(b"\x89PNG"):
             raise SimulationError(f"The sketch {trial.sketch} did not load (HTTP {image.status})")
-        public_id = trial.sketch.rsplit("/", 1)[-1].removesuffix(".png")
-        if public_id not in self.sources:
+        # The truth, looked up server-side for the policies that need it (a researcher's tool).
+        image_key = trial.sketch.rsplit("/", 1)[-1].removesuffix(".png")
+        source = (Assignment.objects.filter(image_key=image_key, participant__study=self.study)
+                  .values_list("stimulus__source", flat=True).first())
+        if source is None:
             raise SimulationError(f"The sketch {trial.sketch} is not a stimulus of study {self.study.slug} in "
                                   "this database: is the server using another one?")
-        answer = {**trial.fields, "grade": self.grade(self.sources[public_id], self.rng),
+        answer = {**trial.fields, "grade": self.grade(source, self.rng),
                   "response_ms": self.rng.randint(*RESPONSE_MS)}
         return self.transport.post(self.url("trial"), answer)
 

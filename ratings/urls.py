@@ -1,5 +1,5 @@
-"""Participant-facing URLs. Nothing here names a stimulus's source or category: images are
-addressed by their random public_id only."""
+"""Participant-facing URLs. Nothing here names a stimulus's source or category: an image is
+addressed by a random key of the participant's assignment only."""
 
 from django.urls import path
 
@@ -8,6 +8,7 @@ from . import drawing_views, views
 app_name = "ratings"
 urlpatterns = [
     path("s/<slug:slug>/", views.landing, name="landing"),
+    path("s/<slug:slug>/resume/", views.resume_with_code, name="resume"),
     path("s/<slug:slug>/consent/", views.consent, name="consent"),
     path("s/<slug:slug>/declined/", views.declined, name="declined"),
     path("s/<slug:slug>/drawing/", drawing_views.drawing_instructions, name="drawing"),
@@ -15,5 +16,5 @@ urlpatterns = [
     path("s/<slug:slug>/instructions/", views.instructions, name="instructions"),
     path("s/<slug:slug>/trial/", views.trial, name="trial"),
     path("s/<slug:slug>/done/", views.done, name="done"),
-    path("i/<slug:public_id>.png", views.image, name="image"),
+    path("i/<slug:image_key>.png", views.image, name="image"),
 ]

@@ -1,28 +1,40 @@
 """Participant views: landing -> consent -> (the drawing task, drawing_views.py) -> instructions ->
 trials -> done.
 
-A participant is the token kept in their session, one per study. Every page works out from the
-database where the participant is, so a reload, a closed tab or a server restart resumes at the
-next unrated item, and a repeated post stores nothing twice.
+A participant is the token this browser keeps in a signed cookie, one per study. Every page works
+out from the database where the participant is, so a reload, a closed tab or a server restart resumes
+at the next unrated item, and a repeated post stores nothing twice. Knowing someone's recruitment id
+never makes a browser theirs: another browser continues a participant only with the resume code they
+were shown at the start (or starts a new attempt, which the results exclude as a duplicate id).
 """
 
 import functools
 import logging
 
+from django.conf import settings
+from django.core import signing
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
-from .forms import ConsentForm, RecruitmentForm, TrialForm
-from .models import Assignment, NotAssigned, OutOfOrder, Rating, Stimulus, Study, new_consent_token
+from .forms import ConsentForm, RecruitmentForm, ResumeForm, TrialForm
+from .models import Assignment, NotAssigned, OutOfOrder, Participant, Rating, Study, new_consent_token
 
 logger = logging.getLogger(__name__)
 
+# The participants this browser is, by study: {study pk: participant token}, signed. A cookie and
+# not the session, so that the pages a participant loads 40 times need no session look-up.
+PARTICIPANT_COOKIE = "participant"
+PARTICIPANT_SALT = "ratings.participant"
 
-def participant_key(study_id):
-    return f"ratings.participant.{study_id}"
+
+def participant_tokens(request):
+    try:
+        return signing.loads(request.COOKIES[PARTICIPANT_COOKIE], salt=PARTICIPANT_SALT)
+    except (KeyError, signing.BadSignature, ValueError):
+        return {}
 
 
 def recruitment_key(study_id):
@@ -33,13 +45,20 @@ def consent_key(study_id):
     return f"ratings.consent.{study_id}"
 
 
-def remember(request, study, participant):
+def remember(request, response, study, participant):
+    """Make this browser `participant`'s in `study` (None: nobody's) from `response` on."""
     # Whoever this browser follows from now on, a consent form it is shown later is someone new's.
     request.session.pop(consent_key(study.pk), None)
+    tokens = participant_tokens(request)
     if participant is None:
-        request.session.pop(participant_key(study.pk), None)
+        tokens.pop(str(study.pk), None)
     else:
-        request.session[participant_key(study.pk)] = participant.token
+        tokens[str(study.pk)] = participant.token
+    request.COOKIES[PARTICIPANT_COOKIE] = signing.dumps(tokens, salt=PARTICIPANT_SALT)
+    response.set_cookie(PARTICIPANT_COOKIE, request.COOKIES[PARTICIPANT_COOKIE],
+                        max_age=settings.SESSION_COOKIE_AGE, secure=settings.SESSION_COOKIE_SECURE,
+                        httponly=True, samesite="Lax")
+    return response
 
 
 def message(request, status, title, text, link=None, link_text=None, study=None):
@@ -57,11 +76,15 @@ def closed(request, study):
 def without_recruitment_link(request, study):
     """The page for a newcomer without a recruitment id, when the study takes only those who have
     one; None when they may go on."""
-    if not study.recruitment_id_required or request.session.get(recruitment_key(study.pk), {}).get("prolific_pid"):
+    if not study.recruitment_id_required or recruitment_ids(request, study).get("prolific_pid"):
         return None
     return message(request, 403, "Please use your recruitment link",
                    "This study takes part through a recruitment site only. Please open it from the link "
                    "the site gave you.", study=study)
+
+
+def recruitment_ids(request, study):
+    return request.session.get(recruitment_key(study.pk), {})
 
 
 def resume(study, participant):
@@ -78,7 +101,7 @@ def resume(study, participant):
 
 
 def study_page(view):
-    """Find the study (a friendly 404 page if there is none) and the session's participant.
+    """Find the study (a friendly 404 page if there is none) and this browser's participant.
     Participant pages change with every answer, so the browser must never reuse one."""
 
     @never_cache
@@ -88,7 +111,7 @@ def study_page(view):
         if study is None:
             return message(request, 404, "Study not found",
                            "There is no study at this address. Please check the link you were given.")
-        token = request.session.get(participant_key(study.pk))
+        token = participant_tokens(request).get(str(study.pk))
         participant = study.participants.filter(token=token).first() if token else None
         return view(request, study, participant)
 
@@ -105,17 +128,44 @@ def landing(request, study, participant):
                        "as the recruitment site gave it to you.", study=study)
     ids = form.external_ids()
     if ids["prolific_pid"] and (participant is None or participant.prolific_pid != ids["prolific_pid"]):
-        # The link names someone: resume them, or start afresh for a new person on this browser.
-        participant = study.participants.filter(prolific_pid=ids["prolific_pid"]).first()
-        remember(request, study, participant)
+        # The link names someone this browser does not follow: a new person on this browser. If
+        # someone has consented under that id, only their resume code makes this browser theirs.
+        request.session[recruitment_key(study.pk)] = ids
+        page = redirect("ratings:resume", study.slug) if study.first_attempt(ids["prolific_pid"]) else None
+        return remember(request, page or landing_page(request, study), study, None)
     if participant:
         return resume(study, participant)  # open or closed: someone who consented may finish
-    if not study.is_open:
-        return closed(request, study)
     if any(ids.values()):
         # A later visit without the ids (a bookmark, a redirect back here) keeps those stored.
         request.session[recruitment_key(study.pk)] = ids
+    return landing_page(request, study)
+
+
+def landing_page(request, study):
+    if not study.is_open:
+        return closed(request, study)
     return without_recruitment_link(request, study) or render(request, "ratings/landing.html", {"study": study})
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@study_page
+def resume_with_code(request, study, participant):
+    """For a browser whose recruitment link names someone who consented elsewhere: their resume
+    code continues where they are; without it, a new attempt (in an open study) starts afresh."""
+    if participant:
+        return resume(study, participant)
+    prolific_pid = recruitment_ids(request, study).get("prolific_pid")
+    if not study.first_attempt(prolific_pid):
+        return redirect("ratings:landing", study.slug)
+    context = {"study": study, "form": ResumeForm()}
+    if request.method == "POST":
+        form = ResumeForm(request.POST)
+        found = study.resume_by_code(prolific_pid, form.cleaned_data["code"]) if form.is_valid() else None
+        if found:
+            return remember(request, resume(study, found), study, found)
+        context.update(form=form, wrong=True, locked=not study.participants.filter(
+            prolific_pid=prolific_pid, resume_failures__lt=Participant.MAX_RESUME_FAILURES).exists())
+    return render(request, "ratings/resume.html", context, status=400 if context.get("wrong") else 200)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -138,10 +188,8 @@ def consent(request, study, participant):
                        reverse("ratings:consent", args=[study.slug]), "Back to the consent form", study=study)
     if form.cleaned_data["decision"] == "decline":
         return redirect("ratings:declined", study.slug)
-    recruitment_ids = request.session.get(recruitment_key(study.pk), {})
-    participant = study.enroll(form.cleaned_data["consent_token"], **recruitment_ids)
-    remember(request, study, participant)
-    return resume(study, participant)
+    participant = study.enroll(form.cleaned_data["consent_token"], **recruitment_ids(request, study))
+    return remember(request, resume(study, participant), study, participant)
 
 
 @require_safe
@@ -159,7 +207,7 @@ def instructions(request, study, participant):
     if participant is None or participant.finished or participant.drawing_pending():
         return resume(study, participant)
     if request.method != "POST":
-        return render(request, "ratings/instructions.html", {"study": study})
+        return render(request, "ratings/instructions.html", {"study": study, "participant": participant})
     participant.assign()
     if not participant.assignments.exists():
         return closed(request, study)  # no stimuli yet: nothing to grade
@@ -167,38 +215,48 @@ def instructions(request, study, participant):
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
+@never_cache
+def trial(request, slug):
+    """The next sketch, and the answers to it: one query finds the participant, their study and
+    their next item."""
+    next_up = Assignment.next_unrated(tokens=list(participant_tokens(request).values()), slug=slug)
+    if next_up is None:
+        return trial_without_item(request, slug)
+    participant = next_up.participant
+    study = participant.study
+    if request.method == "POST":
+        return grade(request, study, participant, next_up)
+    context = {"study": study, "assignment": next_up, "grades": Rating.Grade.choices,
+               "buttons_open_ms": Rating.BUTTONS_OPEN_MS}
+    return render(request, "ratings/trial.html", context)
+
+
 @study_page
-def trial(request, study, participant):
+def trial_without_item(request, study, participant):
+    """The trial page of a browser with no sketch to grade: nobody's, or a participant who has not
+    started, or has graded every sketch."""
     if participant is None:
         if request.method == "POST":
             return message(request, 403, "Your session has ended",
                            "We could not tell who sent this answer, so it was not recorded. Please follow "
                            "your study link again.", study=study)
         return resume(study, participant)
-    if participant.finished or not participant.assignments.exists():
-        return resume(study, participant)
-    if request.method == "POST":
-        return grade(request, study, participant)
-    assignment = participant.next_assignment()
-    if assignment is None:
-        participant.finish_if_done()
-        return redirect("ratings:done", study.slug)
-    context = {"study": study, "assignment": assignment, "total": participant.assignments.count(),
-               "grades": Rating.Grade.choices}
-    return render(request, "ratings/trial.html", context)
+    participant.finish_if_done()
+    return resume(study, participant)
 
 
-def grade(request, study, participant):
+def grade(request, study, participant, next_up):
     back = reverse("ratings:trial", args=[study.slug])
     form = TrialForm(request.POST)
     try:
         if form.is_valid():
             answer = form.cleaned_data
-            if not participant.rate(**answer) and not participant.repeats_last_answer(answer["position"], answer["grade"]):
+            if not participant.rate(**answer, next_up=next_up) and not participant.repeats_last_answer(
+                    answer["position"], answer["grade"]):
                 return message(request, 409, "That sketch was answered already",
                                "You answered it in another tab or window, and that answer counts: this one was not "
                                "recorded. Please go on with the study here.", back, "Go on with the study", study)
-            return resume(study, participant)
+            return redirect("ratings:done" if participant.finished else "ratings:trial", study.slug)
     except OutOfOrder:
         return message(request, 409, "That sketch is not the next one",
                        "Nothing was recorded. Please continue with the sketch the study shows you.",
@@ -219,25 +277,24 @@ def done(request, study, participant):
 
 
 @require_safe
-def image(request, public_id):
-    """A stimulus's PNG, only for a participant it is assigned to, or staff.
-
-    No Last-Modified or ETag: file times differ between batches and would tell real from
-    generated. Every image gets the same headers."""
-    stimulus = Stimulus.objects.filter(public_id=public_id).first()
+def image(request, image_key):
+    """The image of one assignment, for the browser of the participant it is assigned to."""
+    stimulus = Assignment.stimulus_shown(image_key, list(participant_tokens(request).values()))
     if stimulus is None:
         raise Http404
-    token = request.session.get(participant_key(stimulus.study_id))
-    assigned = token and Assignment.objects.filter(stimulus=stimulus, participant__token=token).exists()
-    if not (assigned or request.user.is_staff):
-        raise Http404
+    return stimulus_png(stimulus)
+
+
+def stimulus_png(stimulus):
+    """A stimulus's PNG response. No Last-Modified or ETag: file times differ between batches and
+    would tell real from generated. Every image gets the same headers."""
     try:
         data = stimulus.image_path.read_bytes()
     except OSError as error:
         # The participant sees the page every missing image gets (and can try again); the
         # researcher must learn that a sketch of theirs cannot be shown.
         logger.error("The image of stimulus %s (study %s) cannot be read from %s: %s",
-                     stimulus.public_id, stimulus.study.slug, stimulus.image_path, error)
+                     stimulus.public_id, stimulus.study_id, stimulus.image_path, error)
         raise Http404
     response = HttpResponse(data, content_type="image/png")
     response["Cache-Control"] = "private, max-age=86400"

@@ -3,9 +3,11 @@
 import json
 import re
 
+from django.core import signing
 from django.urls import reverse
 
 from ratings.models import Participant
+from ratings.views import PARTICIPANT_COOKIE, PARTICIPANT_SALT
 
 
 def url(name, study, **query):
@@ -17,7 +19,14 @@ def consent(client, study, **recruitment_ids):
     """Follow the link (with any PROLIFIC_PID, STUDY_ID, SESSION_ID) and agree; returns the participant."""
     client.get(url("landing", study, **recruitment_ids))
     client.post(url("consent", study), {"decision": "agree"})
-    return Participant.objects.get(study=study, token=client.session[f"ratings.participant.{study.pk}"])
+    return followed(client, study)
+
+
+def followed(client, study):
+    """The participant this browser is in the study, or None (its signed cookie, read as the views do)."""
+    cookie = client.cookies.get(PARTICIPANT_COOKIE)
+    token = signing.loads(cookie.value, salt=PARTICIPANT_SALT).get(str(study.pk)) if cookie and cookie.value else None
+    return Participant.objects.filter(study=study, token=token).first() if token else None
 
 
 def start(client, study, **recruitment_ids):
@@ -27,22 +36,27 @@ def start(client, study, **recruitment_ids):
     return participant
 
 
+def shown_fields(client, study):
+    """The hidden fields of the trial page shown now (position, served), as the page posts them."""
+    page = client.get(url("trial", study)).content.decode()
+    return dict(re.findall(r'<input type="hidden" name="(position|served)" value="([^"]*)"', page))
+
+
 def shown_position(client, study):
     """The position of the sketch the trial page shows now."""
-    page = client.get(url("trial", study)).content.decode()
-    return int(re.search(r'name="position" value="(\d+)"', page).group(1))
+    return int(shown_fields(client, study)["position"])
 
 
 def answer(client, study, grade="real", response_ms=1234, **fields):
-    """Grade the sketch shown now (or the `position` given)."""
-    data = {"position": fields.pop("position", None) or shown_position(client, study), "grade": grade,
-            "response_ms": response_ms, **fields}
-    return client.post(url("trial", study), data)
+    """Grade the sketch shown now as its page does (or the `position` given, without the page's
+    timestamp)."""
+    shown = {"position": fields.pop("position")} if "position" in fields else shown_fields(client, study)
+    return client.post(url("trial", study), {**shown, "grade": grade, "response_ms": response_ms, **fields})
 
 
 def finish(client, study, grade="fake"):
     """Answer every remaining sketch."""
-    participant = Participant.objects.get(study=study, token=client.session[f"ratings.participant.{study.pk}"])
+    participant = followed(client, study)
     for _ in range(participant.assignments.count() - participant.ratings.count()):
         answer(client, study, grade)
     participant.refresh_from_db()

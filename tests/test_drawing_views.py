@@ -8,7 +8,7 @@ from django.test import Client
 
 from ratings.drawing import MAX_POINTS, MAX_STROKES, MAX_STROKES_BYTES, Drawing, DrawingPrompt
 from ratings.models import Participant
-from tests.participant_steps import circle, consent, draw, draw_all, shown_prompt, start, url
+from tests.participant_steps import circle, consent, draw, draw_all, followed, shown_prompt, start, url
 
 
 def text(response):
@@ -66,13 +66,14 @@ def test_pages_ahead_of_the_drawing_task_send_the_participant_back_to_it(client,
 
 
 def test_a_reload_or_a_new_visit_shows_the_next_prompt_again(client, study):
-    consent(client, study, PROLIFIC_PID="returning1")
+    participant = consent(client, study, PROLIFIC_PID="returning1")
     client.post(url("drawing", study))
     draw(client, study)
     assert shown_prompt(client, study) == 2
     assert shown_prompt(client, study) == 2
-    later = Client()  # the same person on another browser, through their recruitment link
-    assert later.get(url("landing", study, PROLIFIC_PID="returning1"))["Location"] == url("draw", study)
+    later = Client()  # the same person on another browser, through their recruitment link and resume code
+    assert later.get(url("landing", study, PROLIFIC_PID="returning1"))["Location"] == url("resume", study)
+    assert later.post(url("resume", study), {"code": participant.resume_code})["Location"] == url("draw", study)
     assert shown_prompt(later, study) == 2
 
 
@@ -231,7 +232,7 @@ def test_another_participants_prompt_cannot_be_drawn(study):
     draw(second, study)
     response = draw(first, study, position=2)
     assert response["Location"] == url("instructions", study)
-    other = Participant.objects.exclude(pk=Participant.objects.get(token=first.session[f"ratings.participant.{study.pk}"]).pk).get()
+    other = followed(second, study)
     assert Drawing.objects.filter(prompt__participant=other).count() == 1
     assert Drawing.objects.count() == 3 + 1
 

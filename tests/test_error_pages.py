@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from ratings.models import Participant, Rating, Stimulus
+from ratings.models import Assignment, Participant, Rating, Stimulus
 from tests.participant_steps import start, url
 
 
@@ -48,15 +48,16 @@ def test_a_method_a_page_does_not_take_gets_the_plain_page(client, study, method
 
 def test_image_404s_are_one_page_that_says_nothing_about_the_sketch(client, study):
     participant = start(client, study)
-    shown = participant.assignments.first().stimulus
-    not_shown = Stimulus.objects.filter(study=study).exclude(assignments__participant=participant).first()
-    shown.image_path.unlink()
+    shown = participant.assignments.first()
+    someone_elses = start(Client(), study).assignments.first()
+    shown.stimulus.image_path.unlink()
     unknown, unassigned, missing = (client.get(path) for path in (
-        "/i/nope.png", not_shown.get_absolute_url(), shown.get_absolute_url()))
+        "/i/nope.png", someone_elses.get_absolute_url(), shown.get_absolute_url()))
     page = study_page(unknown, 404, "Page not found")
     assert unassigned.content == missing.content == unknown.content
-    for stimulus in (shown, not_shown):
-        for detail in (stimulus.public_id, stimulus.source, stimulus.image, stimulus.category):
+    for assignment in (shown, someone_elses):
+        stimulus = assignment.stimulus
+        for detail in (assignment.image_key, stimulus.public_id, stimulus.source, stimulus.image, stimulus.category):
             assert detail not in page
 
 
@@ -104,12 +105,13 @@ def test_an_expired_form_outside_a_study_has_no_study_link():
 
 def test_a_missing_image_is_logged_for_the_researcher(client, study, caplog):
     participant = start(client, study)
-    shown = participant.assignments.first().stimulus
+    assignment = participant.assignments.first()
+    shown = assignment.stimulus
     shown.image_path.unlink()
     with caplog.at_level(logging.ERROR, logger="ratings"):
         client.get("/i/nope.png")  # unknown or unassigned ids are no fault of the study's
         assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
-        response = client.get(shown.get_absolute_url())
+        response = client.get(assignment.get_absolute_url())
     assert response.status_code == 404
     errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].name == "ratings.views"
@@ -121,10 +123,10 @@ def test_a_server_fault_on_a_trial(study, monkeypatch):
     participant = start(browser, study)
     secret = f"stimulus {participant.assignments.first().stimulus.public_id} is generated"
 
-    def fault(self):
+    def fault(**found_by):
         raise RuntimeError(secret)
 
-    monkeypatch.setattr(Participant, "next_assignment", fault)
+    monkeypatch.setattr(Assignment, "next_unrated", staticmethod(fault))
     page = study_page(browser.get(url("trial", study)), 500, "Something went wrong")
     assert "Please try again in a few minutes" in page
     assert secret not in page and "RuntimeError" not in page

@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from ratings.models import Participant, Rating
-from tests.participant_steps import answer, consent, finish, shown_position, start, url
+from tests.participant_steps import answer, consent, finish, followed, shown_position, start, url
 
 
 @pytest.fixture
@@ -91,13 +91,68 @@ def test_unreadable_recruitment_ids_get_a_clear_400_page(client, study, query):
     assert Participant.objects.get().prolific_pid == ""
 
 
-def test_the_same_prolific_pid_on_another_browser_resumes_the_same_participant(client, study):
-    participant = start(client, study, PROLIFIC_PID="returning")
+def test_a_recruitment_id_alone_does_not_take_over_a_participant(client, study):
+    """The attack: someone who knows a participant's PROLIFIC_PID (access logs, the participants
+    CSV) opens the study link with it on another browser."""
+    victim = start(client, study, PROLIFIC_PID="victim42")
+    answer(client, study, "real")
+    attacker = Client()
+    assert attacker.get(url("landing", study, PROLIFIC_PID="victim42"))["Location"] == url("resume", study)
+    assert attacker.get(url("trial", study))["Location"] == url("landing", study)  # not the victim's sketch
+    stolen = attacker.post(url("trial", study), {"position": 2, "grade": "fake", "response_ms": 900})
+    assert stolen.status_code == 403 and victim.ratings.count() == 1
+    # Starting again makes an attempt of the attacker's own, flagged as a duplicate id.
+    consent(attacker, study)
+    attacker.post(url("instructions", study))
+    answer(attacker, study, "fake")
+    imposter = Participant.objects.exclude(pk=victim.pk).get()
+    assert (imposter.prolific_pid, imposter.attempt, imposter.duplicate_id) == ("victim42", 2, True)
+    # The victim goes on where they were, and nothing of theirs is lost or changed.
+    assert shown_position(client, study) == 2
+    answer(client, study, "possibly_real")
+    assert list(victim.ratings.values_list("position", "grade")) == [(1, "real"), (2, "possibly_real")]
+    assert (Participant.objects.get(pk=victim.pk).attempt, imposter.ratings.count()) == (1, 1)
+
+
+def test_the_resume_code_shown_at_the_start_continues_on_another_browser(client, study):
+    participant = consent(client, study, PROLIFIC_PID="returning")
+    page = client.get(url("instructions", study)).content.decode()
+    assert f'<span class="code">{participant.resume_code}</span>' in page
+    assert re.fullmatch(r"[A-HJKMNP-TV-Z2-9]{4}-[A-HJKMNP-TV-Z2-9]{4}", participant.resume_code)
+    client.post(url("instructions", study))
     answer(client, study)
     elsewhere = Client()
-    assert elsewhere.get(url("landing", study, PROLIFIC_PID="returning"))["Location"] == url("trial", study)
-    assert elsewhere.get(url("trial", study)).context["assignment"].position == 2
+    assert elsewhere.get(url("landing", study, PROLIFIC_PID="returning"))["Location"] == url("resume", study)
+    typed = participant.resume_code.lower().replace("-", " ")  # as someone may type it
+    assert elsewhere.post(url("resume", study), {"code": typed})["Location"] == url("trial", study)
+    assert shown_position(elsewhere, study) == 2
     assert Participant.objects.get() == participant
+
+
+def test_the_resume_code_is_shown_only_to_those_with_a_recruitment_id(client, study):
+    consent(client, study)
+    assert "resume code" not in client.get(url("instructions", study)).content.decode()
+
+
+def test_wrong_resume_codes_continue_nobody_and_ten_close_the_code(client, study):
+    participant = start(client, study, PROLIFIC_PID="guessed")
+    guesser = Client()
+    guesser.get(url("landing", study, PROLIFIC_PID="guessed"))
+    for attempt in range(1, Participant.MAX_RESUME_FAILURES + 1):
+        page = guesser.post(url("resume", study), {"code": "AAAA-AAAA"})
+        said = "Too many wrong codes" if attempt == Participant.MAX_RESUME_FAILURES else "That code is not right"
+        assert page.status_code == 400 and said in page.content.decode()
+    page = guesser.post(url("resume", study), {"code": participant.resume_code})
+    assert page.status_code == 400 and "Too many wrong codes" in page.content.decode()
+    assert guesser.get(url("trial", study))["Location"] == url("landing", study)
+    assert answer(client, study).status_code == 302 and participant.ratings.count() == 1  # their own browser
+
+
+def test_the_resume_page_is_only_for_links_that_someone_has_used(client, study):
+    assert client.get(url("resume", study))["Location"] == url("landing", study)
+    client.get(url("landing", study, PROLIFIC_PID="fresh"))
+    assert client.get(url("resume", study))["Location"] == url("landing", study)
+    assert client.post(url("resume", study), {"code": "AAAA-AAAA"})["Location"] == url("landing", study)
 
 
 def test_a_new_prolific_pid_on_a_used_browser_is_a_new_participant(client, study):
@@ -107,7 +162,7 @@ def test_a_new_prolific_pid_on_a_used_browser_is_a_new_participant(client, study
     assert second != first and second.prolific_pid == "second"
 
 
-def test_two_consents_with_one_prolific_pid_make_one_participant(client, study):
+def test_another_browser_consenting_under_a_used_id_is_a_second_attempt(client, study):
     first = consent(client, study, PROLIFIC_PID="twice")
     again = Client()
     again.get(url("landing", study))
@@ -116,7 +171,9 @@ def test_two_consents_with_one_prolific_pid_make_one_participant(client, study):
                                                   "external_session_id": ""}
     session.save()
     again.post(url("consent", study), {"decision": "agree"})
-    assert list(Participant.objects.all()) == [first]
+    second = followed(again, study)
+    assert [(p.pk, p.attempt) for p in Participant.objects.order_by("attempt")] == [(first.pk, 1), (second.pk, 2)]
+    assert followed(client, study) == first
 
 
 def test_a_consent_form_sent_twice_at_once_makes_one_participant(study):
@@ -128,8 +185,7 @@ def test_a_consent_form_sent_twice_at_once_makes_one_participant(study):
         response = browser.post(url("consent", study), {"consent_token": token, "decision": "agree"})
         assert response["Location"] == url("instructions", study)
     participant = Participant.objects.get()
-    assert first_post.session[f"ratings.participant.{study.pk}"] == participant.token
-    assert second_post.session[f"ratings.participant.{study.pk}"] == participant.token
+    assert followed(first_post, study) == followed(second_post, study) == participant
 
 
 def test_consent_forms_share_a_token_per_browser_until_it_enrolls(client, study):
@@ -161,9 +217,9 @@ def test_a_database_restart_between_two_requests_fails_neither(client, make_stud
     assert participant.ratings.count() == 1
 
 
-def test_a_server_restart_loses_nothing(client, study, settings):
-    """Sessions live in the database: a new client with the same cookie is the same participant."""
-    assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.db"
+def test_a_server_restart_loses_nothing(client, study):
+    """A participant is their signed cookie and the database: a new client (a restarted server's)
+    with the same cookies is the same participant, at the same sketch."""
     participant = start(client, study)
     answer(client, study, "real")
     answer(client, study, "fake")
@@ -202,12 +258,14 @@ def test_the_done_page_links_back_to_the_recruitment_site(client, study):
 
 
 def test_a_finished_participant_cannot_start_again(client, study):
-    start(client, study, PROLIFIC_PID="done1")
+    participant = start(client, study, PROLIFIC_PID="done1")
     finish(client, study)
-    for name in ("landing", "consent", "instructions", "trial"):
+    for name in ("landing", "consent", "instructions", "trial", "resume"):
         assert client.get(url(name, study))["Location"] == url("done", study), name
     assert client.post(url("instructions", study))["Location"] == url("done", study)
-    assert Client().get(url("landing", study, PROLIFIC_PID="done1"))["Location"] == url("done", study)
+    elsewhere = Client()  # the same person on another browser, with their code
+    assert elsewhere.get(url("landing", study, PROLIFIC_PID="done1"))["Location"] == url("resume", study)
+    assert elsewhere.post(url("resume", study), {"code": participant.resume_code})["Location"] == url("done", study)
     assert Participant.objects.count() == 1 and Rating.objects.count() == 5
 
 
@@ -246,8 +304,13 @@ def test_a_closed_study_lets_participants_part_way_through_finish(client, study,
     participant = finish(client, study)
     assert participant.finished is not None and participant.ratings.count() == 5
     assert "C0DE42" in client.get(url("done", study)).content.decode()
-    # The same person on another browser, through their recruitment link, finds their code too.
-    assert Client().get(url("landing", study, PROLIFIC_PID="midway"))["Location"] == url("done", study)
+    # The same person on another browser, with their resume code, finds their completion code too,
+    # and nobody can start a new attempt of a closed study.
+    elsewhere = Client()
+    elsewhere.get(url("landing", study, PROLIFIC_PID="midway"))
+    page = elsewhere.get(url("resume", study)).content.decode()
+    assert "Start again" not in page
+    assert elsewhere.post(url("resume", study), {"code": participant.resume_code})["Location"] == url("done", study)
 
 
 def test_someone_who_consented_before_the_study_closed_can_start(client, study):
@@ -324,3 +387,22 @@ def test_a_consent_text_of_the_researchers_own_is_shown_as_written(client, study
     study.save()
     page = client.get(url("consent", study)).content.decode()
     assert "Our approved text: it takes a quarter of an hour. 2 is our placeholder." in page
+
+
+def test_every_page_keeps_to_its_query_budget(client, study, django_assert_max_num_queries):
+    """Queries per page (in a test's transaction every write's savepoint counts two more): the
+    pages each participant sees once may write the session and the sequence; the trial page and
+    answers (test_trial_views) and images (test_stimulus_images) are per sketch and cost far less."""
+    budgets = [
+        (6, lambda: client.get(url("landing", study, PROLIFIC_PID="budget"))),
+        (6, lambda: client.get(url("consent", study))),  # its duration: the finishers' median
+        (11, lambda: client.post(url("consent", study), {"decision": "agree"})),
+        (3, lambda: client.get(url("instructions", study))),  # is a drawing task pending?
+        (16, lambda: client.post(url("instructions", study))),
+    ]
+    for budget, request in budgets:
+        with django_assert_max_num_queries(budget):
+            assert request().status_code in (200, 302)
+    finish(client, study)
+    with django_assert_max_num_queries(2):
+        assert client.get(url("done", study)).status_code == 200

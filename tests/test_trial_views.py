@@ -8,17 +8,18 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ratings import models
 from ratings.forms import MAX_RESPONSE_MS
-from ratings.models import Participant, Rating, Stimulus
-from tests.participant_steps import answer, shown_position, start, url
+from ratings.models import Assignment, Rating, Stimulus
+from tests.participant_steps import answer, shown_fields, shown_position, start, url
 
 
 def test_the_trial_page_shows_one_sketch_three_buttons_and_the_progress(client, study, participant):
     response = client.get(url("trial", study))
     page = response.content.decode()
-    first = participant.assignments.get(position=1).stimulus
+    first = participant.assignments.get(position=1)
     assert page.count("<img ") == 1
-    assert f'src="/i/{first.public_id}.png" alt="sketch"' in page
+    assert f'src="/i/{first.image_key}.png" alt="sketch"' in page
     buttons = re.findall(r'<button name="grade" value="(\w+)" aria-keyshortcuts="(\d)">([^<]+) <kbd', page)
     assert buttons == [("real", "1", "Real"), ("possibly_real", "2", "Possibly real"), ("fake", "3", "Fake")]
     assert "<span>1 / 5</span>" in page
@@ -43,7 +44,7 @@ def test_a_sketch_that_did_not_load_can_be_tried_again(client, study, participan
     form = re.search(r'<form id="trial".*?</form>', page, re.S).group(0)
     assert "retry" not in form
     assert 'sketch.src = source + "?retry=" + Date.now()' in page
-    assert client.get(f"/i/{participant.assignments.get(position=1).stimulus.public_id}.png?retry=123").status_code == 200
+    assert client.get(f"/i/{participant.assignments.get(position=1).image_key}.png?retry=123").status_code == 200
 
 
 def test_an_answer_is_stored_with_its_time_and_the_next_sketch_follows(client, study, participant):
@@ -64,9 +65,10 @@ def test_a_reload_shows_the_same_sketch(client, study, participant):
     assert first.context["assignment"].position == 2
 
 
-def test_an_answer_without_javascript_is_kept_without_a_time(client, study, participant):
-    client.post(url("trial", study), {"position": 1, "grade": "fake"})
-    assert Rating.objects.get().response_ms is None
+def test_an_answer_without_javascript_is_kept_without_the_browsers_time(client, study, participant):
+    client.post(url("trial", study), {**shown_fields(client, study), "grade": "fake"})
+    rating = Rating.objects.get()
+    assert rating.response_ms is None and rating.server_ms is not None
 
 
 def test_the_same_answer_posted_twice_is_stored_once(client, study, participant):
@@ -107,17 +109,19 @@ def test_a_double_post_racing_its_twin_stores_one_rating(client, study, particip
     for _ in range(position - 1):
         answer(client, study)
     twin = participant.assignments.get(position=position)
-    look_up_next = Participant.next_assignment
+    look_up_next = Assignment.next_unrated
 
-    def racing_next_assignment(self):
+    def racing_next_unrated(**found_by):
         if lands == "before":
-            Rating.objects.get_or_create(participant=self, stimulus=twin.stimulus, grade="real", position=position)
-        found = look_up_next(self)
+            Rating.objects.get_or_create(participant=participant, stimulus=twin.stimulus, grade="real",
+                                         position=position)
+        found = look_up_next(**found_by)
         if lands == "after":
-            Rating.objects.get_or_create(participant=self, stimulus=twin.stimulus, grade="real", position=position)
+            Rating.objects.get_or_create(participant=participant, stimulus=twin.stimulus, grade="real",
+                                         position=position)
         return found
 
-    monkeypatch.setattr(Participant, "next_assignment", racing_next_assignment)
+    monkeypatch.setattr(Assignment, "next_unrated", staticmethod(racing_next_unrated))
     response = answer(client, study, "real", position=position)
     assert response.status_code == 302
     assert participant.ratings.filter(position=position).count() == 1
@@ -218,8 +222,9 @@ def test_the_trial_page_looks_the_same_for_every_kind_of_sketch(client, study, p
 
 
 def neutral(page, assignment):
-    page = page.replace(assignment.stimulus.public_id, "ID")
+    page = page.replace(assignment.image_key, "ID")
     page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "TOKEN", page)
+    page = re.sub(r'name="served" value="[^"]+"', "SERVED", page)
     page = page.replace(f'<progress value="{assignment.position}"', "<progress value=N")
     page = page.replace(f'name="position" value="{assignment.position}"', "name=position value=N")
     page = page.replace(f"Sketch {assignment.position} of ", "Sketch N of ")
@@ -250,3 +255,50 @@ def test_no_post_gets_a_server_error(client, study, participant, data):
     if response.status_code >= 400:
         assert Rating.objects.count() == before
     assert Rating.objects.count() <= before + 1
+
+
+def test_an_answer_keeps_the_servers_time_from_the_page_to_the_answer(client, study, participant, monkeypatch):
+    clock = [1_700_000_000_000]
+    monkeypatch.setattr(models, "now_ms", lambda: clock[0])
+    page = shown_fields(client, study)
+    clock[0] += 2500
+    assert client.post(url("trial", study), {**page, "grade": "real", "response_ms": 2100}).status_code == 302
+    assert Rating.objects.values_list("response_ms", "server_ms").get() == (2100, 2500)
+
+
+def test_an_answer_without_the_pages_timestamp_is_kept_without_the_servers_time(client, study, participant):
+    assert client.post(url("trial", study), {"position": 1, "grade": "real", "response_ms": 900}).status_code == 302
+    assert Rating.objects.values_list("response_ms", "server_ms").get() == (900, None)
+
+
+@pytest.mark.parametrize("tamper", ["changed time", "unsigned", "another sketch's"])
+def test_a_changed_timestamp_gets_a_400_and_stores_nothing(client, study, participant, tamper):
+    first_page = shown_fields(client, study)
+    answer(client, study)
+    page = shown_fields(client, study)
+    pk, served_at = Assignment.read_served_token(page["served"])
+    page["served"] = {"changed time": page["served"].replace(str(served_at), str(served_at + 60_000)),
+                      "unsigned": f"{pk}.{served_at}",
+                      "another sketch's": first_page["served"]}[tamper]
+    response = client.post(url("trial", study), {**page, "grade": "real", "response_ms": 900})
+    assert response.status_code == 400 and "Nothing was recorded" in response.content.decode()
+    assert participant.ratings.count() == 1
+
+
+def test_the_trial_page_costs_one_query(client, study, participant, django_assert_max_num_queries):
+    answer(client, study)
+    with django_assert_max_num_queries(1):
+        assert client.get(url("trial", study)).status_code == 200
+
+
+def test_an_answer_costs_a_look_up_and_an_insert(client, study, participant, django_assert_max_num_queries):
+    page = shown_fields(client, study)
+    # In a test's transaction the insert's atomic block is a savepoint: two queries more.
+    with django_assert_max_num_queries(4):
+        assert client.post(url("trial", study), {**page, "grade": "real", "response_ms": 900}).status_code == 302
+    for _ in range(3):
+        answer(client, study)
+    page = shown_fields(client, study)
+    with django_assert_max_num_queries(9):  # the last answer checks all is done (the drawing task too): once
+        response = client.post(url("trial", study), {**page, "grade": "real", "response_ms": 900})
+    assert response["Location"] == url("done", study)
