@@ -87,17 +87,21 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
-# The researchers' login is on the public site: after 10 wrong passwords for one account from one
-# address, that account and address wait 15 minutes (django-axes).
+# The researchers' login is on the public site: after 10 wrong passwords from one address, whatever
+# the usernames, that address waits 15 minutes (django-axes). Never by username alone: anyone could
+# then lock a researcher out.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = 10
 AXES_COOLOFF_TIME = timedelta(minutes=15)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
 if HTTPS:
-    # The client's address is the one the proxy adds to X-Forwarded-For (see the README).
-    AXES_IPWARE_PROXY_COUNT = 1
+    # Behind the proxy (see docs/deployment.md) every request comes from the proxy's address; the
+    # client's is the last one in X-Forwarded-For, which the proxy appends itself (earlier ones are
+    # whatever the client sent). django-ipware reads it.
+    AXES_IPWARE_PROXY_ORDER = "right-most"
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+    IPWARE_STRICT = False  # an unreadable entry a client sent must not hide the proxy's one
 
 ROOT_URLCONF = "studysite.urls"
 

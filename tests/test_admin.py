@@ -1,10 +1,16 @@
-"""The admin, for staff only: studies, stimuli with thumbnails, participants and ratings."""
+"""The admin, for staff only: studies, stimuli with thumbnails, participants and ratings; its login's
+lockout, directly and behind the HTTPS proxy."""
+
+import os
+import runpy
+from unittest import mock
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from ratings.models import Rating, Stimulus
+from tests.conftest import ROOT
 from tests.participant_steps import answer, start
 
 LISTS = ["study", "stimulus", "participant", "rating", "condition"]
@@ -154,3 +160,50 @@ def test_a_drawing_task_set_in_the_admin_is_saved(staff, study):
     assert staff.post(reverse("admin:ratings_study_change", args=[study.pk]), fields).status_code == 302
     study.refresh_from_db()
     assert (study.drawing_category_list, study.drawing_seconds, study.asks_for_drawings) == (["pig", "alarm_clock"], 0, True)
+
+
+def deployed_lockout_settings():
+    """The login-lockout settings the project computes for a deployment behind the HTTPS proxy."""
+    env = {**os.environ, "HTTPS": "1", "SECRET_KEY": "k" * 50}
+    with mock.patch.dict(os.environ, env):
+        values = runpy.run_path(str(ROOT / "studysite" / "settings.py"))
+    return {name: value for name, value in values.items() if name.startswith(("AXES_", "IPWARE_"))}
+
+
+def through_the_proxy(client_address, sent_by_the_client=None):
+    """A browser at `client_address` behind the proxy, which appends the address it sees to any
+    X-Forwarded-For the client sent and connects from loopback."""
+    forwarded = f"{sent_by_the_client}, {client_address}" if sent_by_the_client else client_address
+    return Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
+
+
+@pytest.fixture
+def behind_the_proxy(settings):
+    for name, value in deployed_lockout_settings().items():
+        setattr(settings, name, value)
+
+
+def test_behind_the_proxy_ten_wrong_passwords_lock_out_that_client_only(behind_the_proxy, django_user_model):
+    django_user_model.objects.create_user("researcher", password="the-right-one", is_staff=True)
+    login = reverse("admin:login")
+    attacker = through_the_proxy("198.51.100.7")
+    for attempt in range(1, 11):
+        response = attacker.post(login, {"username": "researcher", "password": "a-guess"})
+        assert response.status_code == (429 if attempt == 10 else 200)
+    # Whatever it claims to be, the locked client stays locked: the proxy's entry is the last.
+    spoofing = through_the_proxy("198.51.100.7", sent_by_the_client="203.0.113.9")
+    assert spoofing.post(login, {"username": "researcher", "password": "the-right-one"}).status_code == 429
+    researcher = through_the_proxy("203.0.113.9")
+    assert researcher.post(login, {"username": "researcher", "password": "the-right-one"}).status_code == 302
+
+
+def test_behind_the_proxy_one_address_trying_many_usernames_is_locked_out(behind_the_proxy, django_user_model):
+    django_user_model.objects.create_user("researcher", password="the-right-one", is_staff=True)
+    login = reverse("admin:login")
+    guesser = through_the_proxy("198.51.100.7")
+    for attempt in range(1, 11):
+        response = guesser.post(login, {"username": f"user{attempt}", "password": "a-guess"})
+        assert response.status_code == (429 if attempt == 10 else 200)
+    assert guesser.post(login, {"username": "researcher", "password": "the-right-one"}).status_code == 429
+    assert through_the_proxy("203.0.113.9").post(
+        login, {"username": "researcher", "password": "the-right-one"}).status_code == 302
