@@ -1,11 +1,15 @@
 """Error pages in the study's plain style, so a participant never meets a bare error: unknown
-addresses, missing or unassigned images, expired forms, refused hosts, refused methods, server faults.
+addresses, missing or unassigned images, expired forms, refused hosts, refused methods, server faults,
+and a database out of reach for a moment (a restart): a 503 page that tries again by itself.
 
 They say what to do next and nothing about the request (no path, no reason, no exception), so
 nothing about a stimulus: every missing image gets the very same page.
 """
 
-from django.http import HttpResponseNotAllowed, HttpResponseServerError
+import sys
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseServerError
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -62,9 +66,28 @@ class MethodNotAllowedPage:
         return response
 
 
+RETRY_AFTER_S = 3
+
+
 def server_error(request):
     # Rendered without the request's context processors: whatever failed (the database, the
     # session) is not needed to say so.
+    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        return database_unavailable()
     context = {"title": "Something went wrong",
                "text": "Something went wrong on our side. Please try again in a few minutes."}
     return HttpResponseServerError(render_to_string("ratings/message.html", context))
+
+
+def database_unavailable():
+    """The database could not be reached (restarting, or a connection it cut): nothing of this
+    request was stored. The page loads its address again by itself, as a plain GET, which shows
+    the participant wherever they are; an answer that did not go through is asked for again."""
+    context = {"title": "One moment, please",
+               "text": "The study is busy for a moment. This page tries again by itself in a few seconds and "
+                       "takes you back to where you were; if your last answer did not go through, the same "
+                       "sketch is shown again.",
+               "retry_after": RETRY_AFTER_S}
+    response = HttpResponse(render_to_string("ratings/message.html", context), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_S)
+    return response

@@ -3,13 +3,15 @@ do next, and nothing about the request, so nothing about a stimulus."""
 
 import logging
 import re
+import socket
 
 import pytest
+from django.db import OperationalError, connection
 from django.test import Client
 from django.urls import reverse
 
 from ratings.models import Assignment, Participant, Rating, Stimulus
-from tests.participant_steps import start, url
+from tests.participant_steps import shown_fields, shown_position, start, url
 
 
 @pytest.fixture(autouse=True)
@@ -141,3 +143,43 @@ def test_a_page_someone_may_not_see(client, django_user_model):
     """Staff without the right to add studies."""
     client.force_login(django_user_model.objects.create_user("assistant", password="x", is_staff=True))
     study_page(client.get(reverse("admin:ratings_study_add")), 403, "Not allowed")
+
+
+def connection_cut(execute, sql, params, many, context):
+    """What every query meets while the database restarts."""
+    raise OperationalError("server closed the connection unexpectedly")
+
+
+def test_a_database_out_of_reach_gets_a_page_that_tries_again_by_itself(study):
+    browser = Client(raise_request_exception=False)
+    participant = start(browser, study)
+    page = shown_fields(browser, study)
+    image = participant.assignments.first().get_absolute_url()
+    with connection.execute_wrapper(connection_cut):
+        responses = [browser.post(url("trial", study), {**page, "grade": "real", "response_ms": 900}),
+                     browser.get(url("trial", study)), browser.get(image), browser.get(url("landing", study))]
+    for response in responses:
+        text = study_page(response, 503, "One moment, please")
+        assert response["Retry-After"] == "3" and '<meta http-equiv="refresh" content="3">' in text
+        assert "OperationalError" not in text and "server closed" not in text
+    assert not Rating.objects.exists()
+    assert shown_position(browser, study) == 1  # the page's own retry: the same sketch, to answer again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_server_that_refuses_connections_gets_the_retry_page(make_study, monkeypatch):
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has no server to lose (CI runs this on PostgreSQL)")
+    study = make_study(slug="pilot", items_per_participant=4, attention=1)
+    browser = Client(raise_request_exception=False)
+    start(browser, study)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]
+    connection.close()
+    with monkeypatch.context() as database_down:
+        database_down.setitem(connection.settings_dict, "HOST", "127.0.0.1")
+        database_down.setitem(connection.settings_dict, "PORT", str(closed_port))
+        study_page(browser.get(url("trial", study)), 503, "One moment, please")
+    connection.close()
+    assert shown_position(browser, study) == 1
