@@ -161,7 +161,7 @@ def make_study(slug, items, checks):
     """A study of real test drawings and, as stand-ins for generated sketches, other test drawings of
     the same categories: to the server they are stimuli like any others."""
     from generator.data import load_category
-    from generator.stimuli import write_stimulus
+    from ratings.stimuli import write_stimulus
     from ratings.attention import ensure_attention_stimuli
     from ratings.models import Condition, Stimulus, Study
 
