@@ -1,0 +1,45 @@
+"""The production server (gunicorn with gunicorn.conf.py) under what a study meets: a graceful
+reload in the middle of a crowd. These tests run real gunicorn processes against PostgreSQL."""
+
+import signal
+import threading
+import time
+
+import pytest
+from django.conf import settings
+
+from ratings.models import Participant, Rating
+from ratings.simulation import ServerTransport
+from tests.live_servers import gunicorn, require_postgresql, run_participants, worker_pids
+
+PARTICIPANTS = 50
+ITEMS = 5 + 1  # sketches and the attention check
+
+
+def wait_for(condition, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_graceful_reload_during_a_run_of_50_participants_gives_no_client_error(make_study):
+    require_postgresql()
+    study = make_study(slug="pilot", items_per_participant=5, attention=1, real=4, generated=4)
+    with gunicorn(settings.MEDIA_ROOT) as (url, master):
+        old_workers = worker_pids(master)
+        outcome = {}
+        run = threading.Thread(target=lambda: outcome.update(
+            errors=run_participants(study, PARTICIPANTS, lambda k: ServerTransport(url))))
+        run.start()
+        wait_for(lambda: Rating.objects.count() >= 60)
+        master.send_signal(signal.SIGHUP)
+        stored_at_reload = Rating.objects.count()
+        run.join()
+        new_workers = worker_pids(master)
+    assert outcome["errors"] == []
+    assert old_workers and new_workers and not old_workers & new_workers  # every worker was replaced
+    assert stored_at_reload <= PARTICIPANTS * ITEMS - 100  # a good part of the run came after it
+    assert Participant.objects.filter(finished__isnull=False).count() == PARTICIPANTS
+    assert Rating.objects.count() == PARTICIPANTS * ITEMS
