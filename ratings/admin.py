@@ -106,8 +106,8 @@ class AssignmentInline(admin.TabularInline):
 
 @admin.register(Participant)
 class ParticipantAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "study", "prolific_pid", "consented", "started", "finished", "rating_count"]
-    list_filter = ["study", ("finished", admin.EmptyFieldListFilter)]
+    list_display = ["__str__", "study", "prolific_pid", "attempt", "consented", "started", "finished", "rating_count"]
+    list_filter = ["study", ("finished", admin.EmptyFieldListFilter), "attempt"]
     search_fields = ["token", "prolific_pid", "external_session_id"]
     inlines = [AssignmentInline]
 
@@ -121,7 +121,8 @@ class ParticipantAdmin(ReadOnlyAdmin):
 
 @admin.register(Rating)
 class RatingAdmin(ReadOnlyAdmin):
-    list_display = ["participant", "position", "stimulus", "source", "category", "grade", "response_ms", "created"]
+    list_display = ["participant", "position", "stimulus", "source", "category", "grade", "response_ms", "server_ms",
+                    "created"]
     list_filter = ["participant__study", "grade", "stimulus__source", "stimulus__category"]
     list_select_related = ["participant", "stimulus"]
     search_fields = ["participant__token", "participant__prolific_pid", "stimulus__public_id"]

@@ -8,14 +8,15 @@ from ratings.models import Participant, Rating, Stimulus
 # The exported files' columns, in order: what a researcher's analysis scripts read.
 RATINGS_CSV_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_session_id", "simulated",
                        "stimulus", "category", "source", "condition", "checkpoint", "checkpoint_sha256", "temperature",
-                       "temperature_rule", "mode", "reject_degenerate", "grade", "score", "response_ms", "position", "created",
-                       "attention_check", "exclusion"]
+                       "temperature_rule", "mode", "reject_degenerate", "grade", "score", "response_ms", "server_ms",
+                       "response_ms_implausible", "position", "created", "attention_check", "exclusion"]
 SUMMARY_CSV_COLUMNS = ["level", "source", "category", "condition", "checkpoint", "temperature", "mode", "ratings",
                        "raters", "items", "share_real", "share_possibly_real", "share_fake", "share_real_or_possibly",
                        "real_or_possibly_ci_low", "real_or_possibly_ci_high", "real_ci_low", "real_ci_high"]
-PARTICIPANTS_CSV_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_session_id", "simulated",
-                            "consented", "started", "finished", "items", "rated", "attention_checks",
-                            "attention_checks_failed", "median_response_ms", "exclusion"]
+PARTICIPANTS_CSV_COLUMNS = ["participant", "prolific_pid", "attempt", "external_study_id", "external_session_id",
+                            "simulated", "consented", "started", "finished", "items", "rated", "attention_checks",
+                            "attention_checks_failed", "median_response_ms", "implausible_response_times",
+                            "exclusion"]
 GRADE = {"R": "real", "P": "possibly_real", "F": "fake"}
 SCORE = {"R": 2, "P": 1, "F": 0}  # how per-sketch means and ordinal agreement count them
 # Columns of the grade strings below: real circle 0 and 1, real square 0 and 1, generated circle

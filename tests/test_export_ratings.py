@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from ratings.models import Participant, Rating
-from ratings.stats.frame import FAILED_ATTENTION, UNFINISHED
+from ratings.stats.frame import DUPLICATE_ID, FAILED_ATTENTION, UNFINISHED
 from tests.participant_steps import consent, url
 from tests.results_data import PARTICIPANTS_CSV_COLUMNS, RATINGS_CSV_COLUMNS, SUMMARY_CSV_COLUMNS
 
@@ -169,3 +169,45 @@ def test_ids_never_start_with_a_minus_which_spreadsheets_read_as_a_formula(monke
     drawn = iter(["-Ab3", "-x", "Ab3"])
     monkeypatch.setattr(models.secrets, "token_urlsafe", lambda nbytes: next(drawn))
     assert models.new_public_id() == "Ab3"
+
+
+def test_ratings_file_flags_browser_times_that_cannot_be_right(make_study, tmp_path):
+    study = make_study(slug="timed", real=4, generated=4, attention=0)
+    participant = Participant.objects.create(study=study, prolific_pid="pid-T", consented=timezone.now(),
+                                             finished=timezone.now())
+    # (browser, server) times: under the buttons' opening, longer than the server's interval, within
+    # the slack for clocks that round, no browser time, no server time.
+    times = {"fine": (1000, 2000), "too fast": (300, 2000), "longer than the server's": (2500, 2000),
+             "rounded": (2050, 2000), "no javascript": (None, 2000), "no timestamp": (1000, None),
+             "too fast, no timestamp": (200, None)}
+    for position, (stimulus, (browser, server)) in enumerate(zip(study.stimuli.order_by("pk"), times.values()), 1):
+        Rating.objects.create(participant=participant, stimulus=stimulus, grade="real", response_ms=browser,
+                              server_ms=server, position=position)
+    out = tmp_path / "ratings.csv"
+    export("--study", "timed", "--out", str(out))
+    flags = pd.read_csv(out, keep_default_na=False)["response_ms_implausible"].tolist()
+    assert dict(zip(times, flags)) == {"fine": "False", "too fast": "True", "longer than the server's": "True",
+                                       "rounded": "False", "no javascript": "", "no timestamp": "False",
+                                       "too fast, no timestamp": "True"}
+    export("--study", "timed", "--out", str(out), "--participants")
+    assert pd.read_csv(out)["implausible_response_times"].tolist() == [3]
+
+
+def test_a_later_attempt_under_a_recruitment_id_is_excluded_as_a_duplicate(rated_study, tmp_path):
+    first = Participant.objects.get(study=rated_study, prolific_pid="pid-A")
+    again = rated_study.enroll("another-browser", prolific_pid="pid-A")
+    again.assign()
+    for position in range(1, 3):
+        again.rate(position, "real", 1500)
+    out = tmp_path / "ratings.csv"
+    export("--study", "rated", "--out", str(out))
+    ratings = pd.read_csv(out, keep_default_na=False)
+    exclusions = ratings.groupby("participant")["exclusion"].first()
+    assert exclusions[first.token] == "" and DUPLICATE_ID in exclusions[again.token].split("; ")
+    export("--study", "rated", "--out", str(out), "--participants")
+    table = pd.read_csv(out, keep_default_na=False).set_index("participant")
+    assert table.loc[first.token, ["prolific_pid", "attempt"]].tolist() == ["pid-A", 1]
+    assert table.loc[again.token, ["prolific_pid", "attempt"]].tolist() == ["pid-A", 2]
+    assert DUPLICATE_ID in table.loc[again.token, "exclusion"]
+    report = report_json("--study", "rated", "--bootstrap", "20")
+    assert {"reason": DUPLICATE_ID, "participants": 1, "ratings": 2} in report["exclusions"]

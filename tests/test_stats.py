@@ -10,7 +10,7 @@ from ratings.attention import EXPECTED_GRADE
 from ratings.models import DEFAULT_INSTRUCTIONS, Participant, Rating, Stimulus
 from ratings.stats.bootstrap import Z, wilson_interval
 from ratings.stats.exports import tidy_ratings, to_json
-from ratings.stats.frame import ATTENTION_RULE, FAILED_ATTENTION, UNFINISHED, ratings_frame
+from ratings.stats.frame import ATTENTION_RULE, DUPLICATE_ID, FAILED_ATTENTION, UNFINISHED, ratings_frame
 from ratings.stats.headline import verdict
 from ratings.stats.results import study_results
 from ratings.stats.summary import best_and_worst
@@ -57,6 +57,7 @@ def test_an_unfinished_participant_who_failed_an_attention_check_has_both_reason
     assert results.exclusions.to_dict("records") == [
         {"reason": UNFINISHED, "participants": 2, "ratings": 3},
         {"reason": FAILED_ATTENTION, "participants": 2, "ratings": 9},
+        {"reason": DUPLICATE_ID, "participants": 0, "ratings": 0},
         {"reason": "any reason", "participants": 3, "ratings": 11},
     ]
 
@@ -135,6 +136,7 @@ def test_exclusions_by_default(rated_study):
     assert results.exclusions.to_dict("records") == [
         {"reason": UNFINISHED, "participants": 1, "ratings": 2},
         {"reason": FAILED_ATTENTION, "participants": 1, "ratings": 8},
+        {"reason": DUPLICATE_ID, "participants": 0, "ratings": 0},
         {"reason": "any reason", "participants": 2, "ratings": 10},
     ]
 

@@ -16,9 +16,9 @@ from .headline import pct
 
 
 TIDY_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_session_id", "simulated", "stimulus",
-                "category", "source", "condition", "checkpoint", "checkpoint_sha256", "temperature", "temperature_rule", "mode",
-                "reject_degenerate", "grade", "score", "response_ms", "position", "created", "attention_check",
-                "exclusion"]
+                "category", "source", "condition", "checkpoint", "checkpoint_sha256", "temperature", "temperature_rule",
+                "mode", "reject_degenerate", "grade", "score", "response_ms", "server_ms", "response_ms_implausible",
+                "position", "created", "attention_check", "exclusion"]
 
 
 def tidy_ratings(frame):
@@ -30,21 +30,22 @@ def tidy_ratings(frame):
     return tidy
 
 
-PARTICIPANT_COLUMNS = ["participant", "prolific_pid", "external_study_id", "external_session_id", "simulated",
-                       "consented", "started", "finished", "items", "rated", "attention_checks",
-                       "attention_checks_failed", "median_response_ms", "exclusion"]
+PARTICIPANT_COLUMNS = ["participant", "prolific_pid", "attempt", "external_study_id", "external_session_id",
+                       "simulated", "consented", "started", "finished", "items", "rated", "attention_checks",
+                       "attention_checks_failed", "median_response_ms", "implausible_response_times", "exclusion"]
 
 
 def participants_table(study):
     """One row per participant, those who never rated included: their ids, when they consented,
     started and finished, how many of their items (attention checks included) they rated, how
-    many attention checks they got and failed, and their exclusion. The file to approve or
-    reject submissions by on a recruitment site."""
+    many attention checks they got and failed, how many of their browser's response times are
+    implausible, and their exclusion. The file to approve or reject submissions by on a
+    recruitment site (`attempt` above 1: a duplicate recruitment id)."""
+    fields = ["participant", "prolific_pid", "attempt", "external_study_id", "external_session_id", "consented",
+              "started", "finished"]
     participants = pd.DataFrame(list(
         Participant.objects.filter(study=study).order_by("consented", "pk")
-        .values_list("token", "prolific_pid", "external_study_id", "external_session_id", "consented", "started",
-                     "finished")), columns=["participant", "prolific_pid", "external_study_id", "external_session_id",
-                                            "consented", "started", "finished"])
+        .values_list("token", *fields[1:])), columns=fields)
     # The exclusion rules want `finished` as a flag; one participants query serves both.
     flagged = participants.assign(finished=participants["finished"].notna())
     ratings = ratings_frame(study, flagged)
@@ -62,7 +63,8 @@ def participants_table(study):
         attention_checks_failed=tokens.map(checks[checks["grade"] != EXPECTED_GRADE]
                                            .groupby("participant").size()).fillna(0).astype(int),
         median_response_ms=tokens.map(by_participant["response_ms"].median()).astype("Float64"),
-        exclusion=tokens.map(reasons).fillna(""),
+        implausible_response_times=tokens.map(by_participant["response_ms_implausible"].sum()).fillna(0).astype(int),
+        exclusion=[reasons.get(token, "") for token in tokens],
     )
     for column in ("consented", "started", "finished"):
         table[column] = [timestamp.isoformat() if pd.notna(timestamp) else "" for timestamp in table[column]]

@@ -1,5 +1,6 @@
 """A study's ratings as a tidy pandas DataFrame, one row per rating, read from the database in one
-query, with each participant's exclusion (unfinished, failed attention check) beside them."""
+query, with each participant's exclusion (unfinished, failed attention check, duplicate recruitment
+id) and each browser-measured time that cannot be right flagged beside them."""
 
 import pandas as pd
 
@@ -11,9 +12,15 @@ SCORE_MAPPING = ", ".join(f"{grade.label.lower()} = {grade.score}" for grade in 
 REAL_OR_POSSIBLY = [Rating.Grade.REAL, Rating.Grade.POSSIBLY_REAL]  # the grades that pass a sketch as a person's
 UNFINISHED = "unfinished"
 FAILED_ATTENTION = "failed attention check"
+DUPLICATE_ID = "duplicate recruitment id"
 ATTENTION_RULE = ("a participant fails the attention checks if they graded any attention-check sketch other than "
                   f"{EXPECTED_GRADE.label}")
 UNFINISHED_RULE = "a participant is unfinished if they never reached the end of the study"
+DUPLICATE_ID_RULE = ("a participant has a duplicate recruitment id if someone else consented under that id before "
+                     "them, from another browser")
+IMPLAUSIBLE_RULE = (f"a browser's response time is implausible if it is under {Rating.BUTTONS_OPEN_MS} ms (the buttons "
+                    f"open only then) or longer than the server's time from serving the page to the answer "
+                    f"(plus {Rating.CLOCK_SLACK_MS} ms for clocks that round)")
 
 
 def fails_attention(attention_grades):
@@ -32,6 +39,7 @@ RATING_FIELDS = {
     "external_study_id": "participant__external_study_id",
     "external_session_id": "participant__external_session_id",
     "finished": "participant__finished",
+    "attempt": "participant__attempt",
     "stimulus": "stimulus__public_id",
     "category": "stimulus__category",
     "source": "stimulus__source",
@@ -44,16 +52,23 @@ RATING_FIELDS = {
     "reject_degenerate": "stimulus__condition__reject_degenerate",
     "grade": "grade",
     "response_ms": "response_ms",
+    "server_ms": "server_ms",
     "position": "position",
     "created": "created",
 }
 
 
 def participants_frame(study):
-    rows = Participant.objects.filter(study=study).values_list("token", "finished")
-    frame = pd.DataFrame(list(rows), columns=["participant", "finished"])
+    rows = Participant.objects.filter(study=study).values_list("token", "finished", "attempt")
+    frame = pd.DataFrame(list(rows), columns=["participant", "finished", "attempt"])
     frame["finished"] = frame["finished"].notna()
     return frame
+
+
+def implausible_response_ms(response_ms, server_ms):
+    """IMPLAUSIBLE_RULE for each rating: True, False, or missing without a browser time."""
+    too_long = (response_ms > server_ms + Rating.CLOCK_SLACK_MS).fillna(False)
+    return ((response_ms < Rating.BUTTONS_OPEN_MS) | too_long).astype("boolean")
 
 
 def is_simulated(prolific_pids):
@@ -64,7 +79,7 @@ def ratings_frame(study, participants=None):
     """Every rating of the study, one row each, with its participant's exclusion ("" if none).
 
     Columns: those of RATING_FIELDS (with `finished` a boolean), plus `simulated` (a dry run's
-    participant, see simulate_participants), `condition` (a label,
+    participant, see simulate_participants), `response_ms_implausible` (IMPLAUSIBLE_RULE), `condition` (a label,
     "" for real sketches and attention checks), `score` (SCORE_MAPPING), `attention_check` and
     `exclusion` (the reasons, joined by "; ").
     """
@@ -76,6 +91,8 @@ def ratings_frame(study, participants=None):
     frame["simulated"] = is_simulated(frame["prolific_pid"])
     frame["temperature"] = frame["temperature"].astype(float)
     frame["response_ms"] = frame["response_ms"].astype("Int64")  # may be missing (no JavaScript)
+    frame["server_ms"] = frame["server_ms"].astype("Int64")  # missing for pages served without their timestamp
+    frame["response_ms_implausible"] = implausible_response_ms(frame["response_ms"], frame["server_ms"])
     frame["condition_id"] = frame["condition_id"].astype("Int64")
     labels = condition_labels(study)
     frame["condition"] = [labels[condition] if pd.notna(condition) else "" for condition in frame["condition_id"]]
@@ -93,8 +110,9 @@ def exclusion_reasons(participants, ratings):
     failed = (ratings[ratings["attention_check"]].groupby("participant")["grade"].agg(fails_attention))
     failed_tokens = set(failed[failed].index)
     reasons = {}
-    for token, finished in zip(participants["participant"], participants["finished"]):
-        found = ([] if finished else [UNFINISHED]) + ([FAILED_ATTENTION] if token in failed_tokens else [])
+    for token, finished, attempt in zip(participants["participant"], participants["finished"], participants["attempt"]):
+        found = (([] if finished else [UNFINISHED]) + ([FAILED_ATTENTION] if token in failed_tokens else [])
+                 + ([DUPLICATE_ID] if attempt > 1 else []))
         if found:
             reasons[token] = "; ".join(found)
     return reasons
@@ -105,7 +123,7 @@ def exclusion_table(participants, frame):
     reasons = exclusion_reasons(participants, frame)
     metric = frame[~frame["attention_check"]]
     rows = []
-    for reason in (UNFINISHED, FAILED_ATTENTION, None):
+    for reason in (UNFINISHED, FAILED_ATTENTION, DUPLICATE_ID, None):
         tokens = [token for token, found in reasons.items() if reason is None or reason in found.split("; ")]
         rows.append({"reason": reason or "any reason", "participants": len(tokens),
                      "ratings": int(metric["participant"].isin(tokens).sum())})

@@ -11,8 +11,8 @@ from ratings.models import Participant
 from .agreement import describe_alpha, describe_kappa, fleiss_kappa, krippendorff_alpha
 from .bootstrap import BOOTSTRAP_METHOD, DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from .exports import json_ready, records
-from .frame import (ATTENTION_RULE, SCORE_MAPPING, UNFINISHED_RULE, counted_ratings, exclusion_reasons,
-                    exclusion_table, participants_frame, ratings_frame, stimulus_counts)
+from .frame import (ATTENTION_RULE, DUPLICATE_ID_RULE, SCORE_MAPPING, UNFINISHED_RULE, counted_ratings,
+                    exclusion_reasons, exclusion_table, participants_frame, ratings_frame, stimulus_counts)
 from .headline import ERROR_RATE_METHOD, THRESHOLD, VERDICT_RULE, by_sketch, headline
 from .summary import item_scores, summary_table
 
@@ -68,7 +68,8 @@ class StudyResults:
             "shares": "shares of ratings (each rating counts once), not of sketches",
             "discrimination_error": ERROR_RATE_METHOD,
             "item_score": f"mean grade with {SCORE_MAPPING}",
-            "exclusions": f"{UNFINISHED_RULE}; {ATTENTION_RULE}. Attention-check ratings are never counted. "
+            "exclusions": f"{UNFINISHED_RULE}; {ATTENTION_RULE}; {DUPLICATE_ID_RULE}. Attention-check ratings are "
+                          "never counted. "
                           + ("Excluded participants are included here (on request)." if self.include_excluded
                              else "Excluded participants are left out."),
             "agreement": "Krippendorff's alpha (ordinal, scores as item_score) over the rater x item matrix; "
