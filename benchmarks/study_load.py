@@ -148,10 +148,8 @@ def cpu_seconds(root_pid):
 
 # --- the study ----------------------------------------------------------------------------------
 
-def setup_django(database_url, media_root):
+def setup_django(database_url):
     os.environ.update(DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE="studysite.settings")
-    if media_root:
-        os.environ["MEDIA_ROOT"] = str(media_root)
     import django
 
     django.setup()
@@ -370,7 +368,7 @@ def main():
         if not args.study:
             parser.error("--url needs --study")
         if os.environ.get("DATABASE_URL"):
-            setup_django(os.environ["DATABASE_URL"], None)
+            setup_django(os.environ["DATABASE_URL"])
         started = time.monotonic()
         run_participants(args.url, args.study, args, tally)
         report(args, tally, time.monotonic() - started, None, args.study)
@@ -381,14 +379,13 @@ def main():
     try:
         postgres = Postgres(folder / "postgres")
         (folder / "static").mkdir()
-        env = {**os.environ, "DATABASE_URL": postgres.url, "MEDIA_ROOT": str(folder / "media"),
-               "STATIC_ROOT": str(folder / "static"),
+        env = {**os.environ, "DATABASE_URL": postgres.url, "STATIC_ROOT": str(folder / "static"),
                "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING"}
         env.pop("DEBUG", None)
         if args.workers:
             env["WEB_CONCURRENCY"] = str(args.workers)
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-        setup_django(postgres.url, folder / "media")
+        setup_django(postgres.url)
         slug = "load"
         make_study(slug, args.items, args.checks)
         from django.db import connections

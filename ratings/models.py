@@ -12,7 +12,6 @@ import random
 import secrets
 import time
 
-from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -67,8 +66,8 @@ DEFAULT_INSTRUCTIONS = (
     "Possibly real: it might have been drawn by a person, but you are not sure.\n"
     "Fake: you are confident a person did not draw it.\n\n"
     "There are no trick questions and no time limit; go with your first impression. "
-    "A few images are checks that you are paying attention: if an image is blank or shows "
-    "only a meaningless scribble, grade it Fake."
+    "A few images are checks that you are paying attention: if an image shows only a "
+    "meaningless scribble, grade it Fake."
 )
 
 # "{minutes}" in a consent text is replaced by the study's expected duration (Study.expected_minutes).
@@ -112,7 +111,7 @@ class Study(models.Model):
     drawing_seconds = models.PositiveIntegerField(
         default=DEFAULT_DRAWING_SECONDS, help_text="Time limit per drawing in seconds; 0: no limit.")
     attention_checks = models.PositiveIntegerField(
-        default=3, help_text="Catch trials (blank canvas or meaningless scribble) mixed into each session.")
+        default=3, help_text="Catch trials (meaningless scribbles, drawn for this study) mixed into each session.")
     is_open = models.BooleanField(
         default=True, help_text="Closed studies take no new participants; those who already consented can finish.")
     recruitment_id_required = models.BooleanField(
@@ -368,13 +367,13 @@ class Stimulus(models.Model):
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="stimuli")
     public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
-    image = models.CharField(max_length=200, help_text="Path of the PNG under MEDIA_ROOT.")
     category = models.CharField(max_length=100, blank=True)
     source = models.CharField(max_length=12, choices=Source.choices)
     condition = models.ForeignKey(Condition, null=True, blank=True, on_delete=models.CASCADE, related_name="stimuli")
     # Provenance, server-side only. Real: dataset file, split and index. Generated: the
     # condition, the seed and the sample's index in its stream, and for conditional mode the
-    # encoded drawing's index. Attention: the kind of catch trial in `dataset_file`.
+    # encoded drawing's index. Attention: the kind of catch trial in `dataset_file`, and the seed
+    # it was drawn from.
     dataset_file = models.CharField(max_length=300, blank=True)
     dataset_split = models.CharField(max_length=10, blank=True)
     dataset_index = models.IntegerField(null=True, blank=True)
@@ -407,13 +406,35 @@ class Stimulus(models.Model):
             return None
         return (self.category, self.dataset_file, self.dataset_index)
 
-    @property
-    def image_path(self):
-        return settings.MEDIA_ROOT / self.image
+    @classmethod
+    def create_with_image(cls, png, **fields):
+        """A new stimulus with its PNG, stored together: there is never one without the other."""
+        with transaction.atomic():
+            stimulus = cls.objects.create(**fields)
+            StimulusImage.objects.create(stimulus=stimulus, png=png)
+        return stimulus
 
     def get_absolute_url(self):
         """The image's address for staff (participants get one per assignment)."""
         return reverse("results:image", args=[self.public_id])
+
+    @property
+    def png(self):
+        """The image's bytes, or None if it has none (StimulusImage)."""
+        png = StimulusImage.objects.filter(stimulus=self).values_list("png", flat=True).first()
+        return bytes(png) if png is not None else None
+
+
+class StimulusImage(models.Model):
+    """A stimulus's PNG, in the database: every web host that shares the database serves it, and
+    backing up the database backs up the study. Apart from Stimulus, so that listing stimuli never
+    loads their images."""
+
+    stimulus = models.OneToOneField(Stimulus, on_delete=models.CASCADE, primary_key=True, related_name="image")
+    png = models.BinaryField()
+
+    def __str__(self):
+        return f"image of {self.stimulus_id}"
 
 
 class Participant(models.Model):
@@ -636,20 +657,22 @@ class Assignment(models.Model):
         return assignment
 
     @staticmethod
-    def stimulus_shown(image_key, tokens):
-        """The stimulus behind an image address, if one of these participant tokens has it; None
-        otherwise. One plain query, as next_unrated: every sketch shown asks."""
+    def image_shown(image_key, tokens):
+        """(public id, PNG bytes or None) of the stimulus behind an image address, if one of these
+        participant tokens has it; None otherwise. One plain query, as next_unrated: every sketch
+        shown asks."""
         if not tokens:
             return None
         with connection.cursor() as cursor:
             cursor.execute(f"""
-                SELECT s.id, s.public_id, s.study_id, s.image
+                SELECT s.public_id, i.png
                 FROM ratings_assignment a
                 JOIN ratings_participant p ON p.id = a.participant_id
                 JOIN ratings_stimulus s ON s.id = a.stimulus_id
+                LEFT JOIN ratings_stimulusimage i ON i.stimulus_id = a.stimulus_id
                 WHERE a.image_key = %s AND p.token IN ({', '.join(['%s'] * len(tokens))})""", [image_key, *tokens])
             row = cursor.fetchone()
-        return Stimulus.from_db(connection.alias, ["id", "public_id", "study_id", "image"], row) if row else None
+        return (row[0], bytes(row[1]) if row[1] is not None else None) if row else None
 
     def get_absolute_url(self):
         return reverse("ratings:image", args=[self.image_key])

@@ -8,12 +8,11 @@ request, not with every web process.
 
 import base64
 
-from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from .models import Stimulus, Study
+from .models import Stimulus, StimulusImage, Study
 from .views import stimulus_png
 
 
@@ -108,19 +107,20 @@ def sketches(study, items):
     """Item rows with their images inlined (staff only), so the page needs no image view."""
     from .stats.exports import records
 
-    images = dict(Stimulus.objects.filter(study=study, public_id__in=list(items["stimulus"]))
-                  .values_list("public_id", "image"))
+    images = dict(StimulusImage.objects.filter(stimulus__study=study, stimulus__public_id__in=list(items["stimulus"]))
+                  .values_list("stimulus__public_id", "png"))
     found = []
     for item in records(items):
-        path = settings.MEDIA_ROOT / images[item["stimulus"]]
-        item["image"] = data_uri(path.read_bytes()) if path.is_file() else None
+        png = images.get(item["stimulus"])
+        item["image"] = data_uri(bytes(png)) if png is not None else None
         found.append(item)
     return found
 
 
 @staff_member_required
 def stimulus_image(request, public_id):
-    return stimulus_png(get_object_or_404(Stimulus, public_id=public_id))
+    stimulus = get_object_or_404(Stimulus, public_id=public_id)
+    return stimulus_png(stimulus.public_id, stimulus.png)
 
 
 def csv_response(frame, filename):

@@ -26,7 +26,6 @@ from generator.data import clamp_and_filter, load_category, normalise
 from generator.render import contact_sheet, sketch_png
 from generator.sample import encode, is_degenerate, is_greedy, sample
 
-from .attention import save_stimulus_png
 from .models import Condition, Stimulus
 
 SAMPLE_CHUNK = 100  # samples drawn per batched pass; part of what makes sample i reproducible
@@ -119,30 +118,8 @@ def real_permutation(category, test_size, seed):
 
 
 def write_stimulus(study, drawing, **fields):
-    """Render, store the PNG, then the row; if the row cannot be made, the file goes too. A crash
-    between the two leaves a file without a row, which remove_orphan_files sweeps up."""
-    image = save_stimulus_png(study, sketch_png(drawing))
-    try:
-        with transaction.atomic():
-            return Stimulus.objects.create(study=study, image=image, num_points=len(drawing), **fields)
-    except BaseException:
-        (settings.MEDIA_ROOT / image).unlink(missing_ok=True)
-        raise
-
-
-def remove_orphan_files(study):
-    """Delete files in the study's stimulus folder that no stimulus row refers to (left by a run
-    killed between writing a file and its row). Returns how many were removed."""
-    folder = settings.MEDIA_ROOT / "stimuli" / str(study.pk)
-    if not folder.exists():
-        return 0
-    referenced = set(study.stimuli.values_list("image", flat=True))
-    removed = 0
-    for path in folder.iterdir():
-        if path.relative_to(settings.MEDIA_ROOT).as_posix() not in referenced:
-            path.unlink()
-            removed += 1
-    return removed
+    """Render and store a stimulus with its PNG."""
+    return Stimulus.create_with_image(sketch_png(drawing), study=study, num_points=len(drawing), **fields)
 
 
 def add_real_stimuli(study, category, per_category, seed, data_dir, summary, progress=None, simplify_epsilon=0.0):
@@ -314,11 +291,11 @@ def write_contact_sheets(study, folder):
     groups += [(f"generated-{file_name_part(c.label())}", f"generated: {c.label()}", study.stimuli.filter(condition=c))
                for c in study.conditions.all()]
     for name, title, stimuli in groups:
-        stimuli = list(stimuli.order_by("category", "pk"))
+        stimuli = list(stimuli.select_related("image").order_by("category", "pk"))
         if not stimuli:
             continue
         path = folder / f"{name}.png"
-        path.write_bytes(contact_sheet([s.image_path.read_bytes() for s in stimuli], columns=10, cell=128,
+        path.write_bytes(contact_sheet([bytes(s.image.png) for s in stimuli], columns=10, cell=128,
                                        captions=[f"{s.category}\n{s.public_id}" for s in stimuli],
                                        title=f"{study.slug}, {title}"))
         written.append((path, title))

@@ -279,23 +279,20 @@ def done(request, study, participant):
 @require_safe
 def image(request, image_key):
     """The image of one assignment, for the browser of the participant it is assigned to."""
-    stimulus = Assignment.stimulus_shown(image_key, list(participant_tokens(request).values()))
-    if stimulus is None:
+    found = Assignment.image_shown(image_key, list(participant_tokens(request).values()))
+    if found is None:
         raise Http404
-    return stimulus_png(stimulus)
+    return stimulus_png(*found)
 
 
-def stimulus_png(stimulus):
-    """A stimulus's PNG response. No Last-Modified or ETag: file times differ between batches and
-    would tell real from generated. Every image gets the same headers."""
-    try:
-        data = stimulus.image_path.read_bytes()
-    except OSError as error:
+def stimulus_png(public_id, png):
+    """A stimulus's PNG response. No Last-Modified or ETag: creation times differ between batches
+    and would tell real from generated. Every image gets the same headers."""
+    if png is None:
         # The participant sees the page every missing image gets (and can try again); the
         # researcher must learn that a sketch of theirs cannot be shown.
-        logger.error("The image of stimulus %s (study %s) cannot be read from %s: %s",
-                     stimulus.public_id, stimulus.study_id, stimulus.image_path, error)
+        logger.error("Stimulus %s has no image", public_id)
         raise Http404
-    response = HttpResponse(data, content_type="image/png")
+    response = HttpResponse(png, content_type="image/png")
     response["Cache-Control"] = "private, max-age=86400"
     return response

@@ -150,7 +150,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
-MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "admin:login"
@@ -176,5 +175,5 @@ QUICKDRAW_URL = os.environ.get(
 # The demo's trained checkpoints (committed, one per category): generate_samples's default.
 DEMO_CHECKPOINT_DIR = BASE_DIR / "fixtures" / "checkpoints"
 
-# Researcher-facing outputs of the commands (contact sheets): never under MEDIA_ROOT.
+# Researcher-facing outputs of the commands (contact sheets): they say which sketches are real.
 REPORTS_DIR = Path(os.environ.get("REPORTS_DIR", BASE_DIR / "reports"))

@@ -11,8 +11,7 @@ FIXTURE_DATA_DIR = ROOT / "fixtures" / "quickdraw"
 
 @pytest.fixture(autouse=True)
 def isolated_outputs(settings, tmp_path):
-    """Every test writes media, reports and collected static files into its own temporary folder."""
-    settings.MEDIA_ROOT = tmp_path / "media"
+    """Every test writes reports and collected static files into its own temporary folder."""
     settings.REPORTS_DIR = tmp_path / "reports"
     settings.STATIC_ROOT = tmp_path / "static"
     settings.QUICKDRAW_DATA_DIR = FIXTURE_DATA_DIR
@@ -37,7 +36,7 @@ def real_data_dir():
 
 @pytest.fixture
 def make_study(db):
-    """Build a study with real, generated and attention stimuli whose PNGs exist on disk.
+    """Build a study with real, generated and attention stimuli and their PNGs.
 
     make_study(slug="demo", categories=("circle", "square"), real=4, generated=4,
                temperatures=(0.5,), attention=2, **study_fields) -> Study

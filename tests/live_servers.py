@@ -34,30 +34,34 @@ def database_url():
 
 
 @contextmanager
-def gunicorn(media_root, workers=2):
-    """A gunicorn master with its workers, serving this checkout on a free port; yields (url, process)."""
+def gunicorn(folder, workers=2):
+    """A gunicorn master with its workers, serving this checkout on a free port, with a local folder
+    of its own (its MEDIA_ROOT, where a study once kept its images, and its log); yields (url, process)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(media_root), "SECRET_KEY": SECRET_KEY,
-           "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING", "WEB_CONCURRENCY": str(workers)}
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DATABASE_URL": database_url(), "MEDIA_ROOT": str(folder / "media"), "SECRET_KEY": SECRET_KEY,
+           "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING", "WEB_CONCURRENCY": str(workers),
+           "TMPDIR": str(folder)}
     env.pop("DEBUG", None)
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "studysite.wsgi"],
-                               cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    with open(folder / "gunicorn.log", "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "studysite.wsgi"],
+                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(url, process)
+        wait_until_serving(url, process, folder / "gunicorn.log")
         yield url, process
     finally:
         process.terminate()
         process.wait(60)
 
 
-def wait_until_serving(url, process, seconds=60):
+def wait_until_serving(url, process, log, seconds=60):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn stopped: {process.stderr.read()}")
+            raise RuntimeError(f"gunicorn stopped: {log.read_text()}")
         try:
             with urlopen(url + "/s/no-such-study/", timeout=5):
                 pass

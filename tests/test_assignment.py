@@ -154,9 +154,9 @@ def test_in_a_study_that_asks_for_drawings_first_no_one_grades_their_own(client,
     template = study.stimuli.filter(source="real").first()
     for drawing in [*drawer.prompts.all(), *other.prompts.all()]:
         for source in ("real", "generated"):
-            Stimulus.objects.create(study=study, image=template.image, category="circle", source=source,
-                                    condition=study.conditions.get() if source == "generated" else None,
-                                    dataset_file="circle.npz", dataset_key=drawing.drawing.key_id)
+            Stimulus.create_with_image(template.png, study=study, category="circle", source=source,
+                                       condition=study.conditions.get() if source == "generated" else None,
+                                       dataset_file="circle.npz", dataset_key=drawing.drawing.key_id)
     client.post(url("instructions", study))
     shown = {a.stimulus.dataset_key for a in drawer.assignments.select_related("stimulus")}
     own = {p.drawing.key_id for p in drawer.prompts.all()}

@@ -149,4 +149,4 @@ def test_generate_samples_on_the_gpu(fixture_data_dir, settings, tmp_path):
                  stdout=io.StringIO())
     generated = Study.objects.get(slug="gpu").stimuli.filter(source="generated")
     assert generated.count() == 4
-    assert all(stimulus.image_path.read_bytes().startswith(b"\x89PNG") for stimulus in generated)
+    assert all(stimulus.png.startswith(b"\x89PNG") for stimulus in generated)

@@ -2,7 +2,6 @@
 
 import hashlib
 import io
-import re
 import shutil
 
 import pytest
@@ -15,7 +14,7 @@ from generator.model import Config
 from generator.render import sketch_png
 from generator.sample import sample
 from ratings.management.commands.generate_samples import degenerate_warnings
-from ratings.models import Condition, Stimulus, Study
+from ratings.models import Condition, Stimulus, StimulusImage, Study
 from ratings.stimuli import Summary
 
 from .test_render import png_chunks
@@ -77,7 +76,7 @@ def test_defaults_make_a_balanced_study_from_the_test_split(demo, fixture_data_d
         assert stimulus.dataset_split == "test"
         test = load_npz(fixture_data_dir / f"{stimulus.category}.npz")["test"]
         # The image is exactly the test drawing at the recorded index, through the one renderer.
-        assert stimulus.image_path.read_bytes() == sketch_png(test[stimulus.dataset_index])
+        assert stimulus.png == sketch_png(test[stimulus.dataset_index])
     conditions = Condition.objects.filter(study=study)
     assert len(conditions) == 2  # one checkpoint per category: one condition each
     for condition in conditions:
@@ -85,7 +84,7 @@ def test_defaults_make_a_balanced_study_from_the_test_split(demo, fixture_data_d
     assert sorted((c.checkpoint_name, c.checkpoint_sha256) for c in conditions) == [
         (name, hashlib.sha256((demo / name).read_bytes()).hexdigest()) for name in ("circle.pt", "square.pt")]
     assert set(generated.values_list("condition", flat=True)) == set(study.conditions.values_list("pk", flat=True))
-    # Contact sheets live in the reports folder, never among the stimulus files, named after what they show.
+    # Contact sheets live in the reports folder, named after what they show.
     sheets = sorted(path.name for path in (settings.REPORTS_DIR / "demo").glob("*.png"))
     assert sheets == sorted(["real.png"] + [f"generated-{c.checkpoint_name}-{c.checkpoint_sha256[:8]}-t-0.5-unconditional.png"
                                             for c in conditions])
@@ -95,12 +94,10 @@ def test_defaults_make_a_balanced_study_from_the_test_split(demo, fixture_data_d
 def test_images_of_both_sources_look_alike_on_the_outside(demo):
     generate("--study", "alike", "--real", "4", "--generated", "4")
     for stimulus in Study.objects.get(slug="alike").stimuli.all():
-        data = stimulus.image_path.read_bytes()
+        data = stimulus.png
         image = Image.open(io.BytesIO(data))
         assert (image.size, image.mode) == ((256, 256), "L")
         assert png_chunks(data) == ["IHDR", "IDAT", "IEND"]
-        # The stored name is a random token: nothing of source or category in it.
-        assert re.fullmatch(rf"stimuli/{stimulus.study_id}/[A-Za-z0-9_-]{{16}}\.png", stimulus.image)
 
 
 @pytest.mark.django_db
@@ -109,15 +106,14 @@ def test_same_seed_same_stimuli_and_a_second_run_adds_nothing(demo, capsys):
         generate("--study", slug, "--real", "4", "--generated", "4", "--seed", "7")
     one, two = Study.objects.get(slug="one"), Study.objects.get(slug="two")
     assert stimulus_set(one) == stimulus_set(two)
-    bytes_of = lambda study: sorted(s.image_path.read_bytes() for s in study.stimuli.all())
+    bytes_of = lambda study: sorted(s.png for s in study.stimuli.exclude(source="attention"))
     assert bytes_of(one) == bytes_of(two)
 
     before = stimulus_set(one)
-    files_before = sorted(p.name for p in one.stimuli.first().image_path.parent.iterdir())
+    images_before = StimulusImage.objects.count()
     generate("--study", "one", "--real", "4", "--generated", "4", "--seed", "7")
     assert "added 0 stimuli" in capsys.readouterr().out
-    assert stimulus_set(one) == before
-    assert sorted(p.name for p in one.stimuli.first().image_path.parent.iterdir()) == files_before
+    assert stimulus_set(one) == before and StimulusImage.objects.count() == images_before
 
 
 @pytest.mark.django_db
@@ -153,31 +149,26 @@ def test_a_run_killed_midway_is_completed_by_running_it_again(demo, monkeypatch)
     generate("--study", "whole", "--real", "6", "--generated", "6")
     expected = stimulus_set(Study.objects.get(slug="whole"))
 
-    import ratings.stimuli as stimuli
-
-    real_create = Stimulus.objects.create
+    real_create = StimulusImage.objects.create
     calls = {"n": 0}
 
     def create_then_die(**fields):
         calls["n"] += 1
         if calls["n"] == 5:
-            raise KeyboardInterrupt  # killed after the 5th file was written, before its row
+            raise KeyboardInterrupt  # killed after the 5th stimulus row was written, before its image
         return real_create(**fields)
 
-    monkeypatch.setattr(stimuli.Stimulus.objects, "create", create_then_die)
+    monkeypatch.setattr(StimulusImage.objects, "create", create_then_die)
     with pytest.raises(KeyboardInterrupt):
         generate("--study", "cut", "--real", "6", "--generated", "6")
     monkeypatch.undo()
     study = Study.objects.get(slug="cut")
-    folder = study.stimuli.first().image_path.parent
-    assert study.stimuli.count() == 4
-    assert len(list(folder.iterdir())) == 4  # the file of the failed row went with it
-    # A crash can still leave a file with no row (killed between the two): plant one.
-    (folder / "orphan0000000000.png").write_bytes(b"x")
+    assert study.stimuli.count() == 4  # the row whose image failed went with it
+    assert StimulusImage.objects.filter(stimulus__study=study).count() == 4
 
     generate("--study", "cut", "--real", "6", "--generated", "6")
     assert stimulus_set(study) == expected
-    assert sorted(p.name for p in folder.iterdir()) == sorted(s.image.rsplit("/", 1)[-1] for s in study.stimuli.all())
+    assert not study.stimuli.filter(image__isnull=True).exists()
 
 
 @pytest.mark.django_db
@@ -260,7 +251,7 @@ def test_real_drawings_are_simplified_as_the_models_training_drawings_were(simpl
     for stimulus in real:
         drawing = simplify_stroke3(test[stimulus.dataset_index], 2.0)
         assert stimulus.num_points == len(drawing) < len(test[stimulus.dataset_index])
-        assert stimulus.image_path.read_bytes() == sketch_png(drawing)
+        assert stimulus.png == sketch_png(drawing)
 
 
 @pytest.mark.django_db
@@ -305,8 +296,7 @@ def test_bad_input_writes_nothing(demo, args, message, settings):
     argv = [a for k, v in base.items() if k not in args for a in (k, v)] + args
     with pytest.raises(CommandError, match=message):
         generate(*argv)
-    assert not Study.objects.exists()
-    assert not (settings.MEDIA_ROOT / "stimuli").exists()
+    assert not Study.objects.exists() and not StimulusImage.objects.exists()
 
 
 @pytest.mark.django_db

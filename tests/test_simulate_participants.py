@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from ratings.management.commands.simulate_participants import Command
-from ratings.models import Assignment, Participant, Rating
+from ratings.models import Assignment, Participant, Rating, StimulusImage
 from ratings.simulation import POLICIES
 from tests.conftest import ROOT
 from tests.participant_steps import answer, start
@@ -89,8 +89,7 @@ def test_url_must_be_a_sites_root(study, url):
 
 
 def test_a_failing_step_names_the_participant_and_the_page(study):
-    for stimulus in study.stimuli.all():
-        stimulus.image_path.unlink()
+    StimulusImage.objects.filter(stimulus__study=study).delete()
     with pytest.raises(CommandError, match=r"^Participant 1 of 2: The sketch /i/[\w-]+\.png did not load \(HTTP 404\)$"):
         simulate("--n", "2")
 

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from ratings.models import Stimulus
+from ratings.models import Stimulus, StimulusImage
 from tests.participant_steps import start
 
 
@@ -15,7 +15,7 @@ def test_a_participant_gets_the_images_assigned_to_them(client, participant):
     for assignment in participant.assignments.select_related("stimulus"):
         response = client.get(assignment.get_absolute_url())
         assert response.status_code == 200 and response["Content-Type"] == "image/png"
-        assert response.content == assignment.stimulus.image_path.read_bytes()
+        assert response.content == assignment.stimulus.png
 
 
 def test_no_two_participants_share_an_image_address(client, study, participant):
@@ -44,9 +44,9 @@ def test_unknown_images_are_not_found(client, participant, path):
     assert client.get(path).status_code == 404
 
 
-def test_a_missing_image_file_is_not_found_rather_than_an_error(client, participant):
+def test_a_stimulus_without_its_image_is_not_found_rather_than_an_error(client, participant):
     assignment = participant.assignments.first()
-    assignment.stimulus.image_path.unlink()
+    StimulusImage.objects.filter(stimulus=assignment.stimulus).delete()
     assert client.get(assignment.get_absolute_url()).status_code == 404
 
 
@@ -54,7 +54,7 @@ def test_staff_see_every_image_by_its_stimulus(client, study, django_user_model)
     client.force_login(django_user_model.objects.create_user("researcher", password="x", is_staff=True))
     for stimulus in Stimulus.objects.filter(study=study):
         response = client.get(stimulus.get_absolute_url())
-        assert response.status_code == 200 and response.content == stimulus.image_path.read_bytes()
+        assert response.status_code == 200 and response.content == stimulus.png
 
 
 def test_people_who_are_not_staff_get_no_image_by_its_stimulus(client, participant, django_user_model):

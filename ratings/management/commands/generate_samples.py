@@ -26,7 +26,6 @@ from ratings.stimuli import (
     checkpoint_for_each_category,
     get_condition,
     load_checkpoints,
-    remove_orphan_files,
     write_contact_sheets,
 )
 
@@ -84,9 +83,6 @@ class Command(BaseCommand):
 
         with transaction.atomic():
             study, created = Study.objects.get_or_create(slug=opts["study"])
-        swept = remove_orphan_files(study)
-        if swept:
-            self.stdout.write(f"Removed {swept} stimulus file(s) left by an interrupted run.")
         summary = Summary()
         total = opts["real"] + opts["generated"]
         bar = tqdm(total=total, unit="stimulus", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
