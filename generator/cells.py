@@ -136,7 +136,8 @@ class LayerNormLSTM(nn.Module):
         """One step from projected input (G, B, 4H) and state (G, B, H) each; `keep` is the
         candidate's recurrent-dropout mask (already divided by the keep rate), or None.
         `w_hh` replaces the recurrent weights (forward passes a detached copy, see there)."""
-        gates = torch.baddbmm(x_proj, h, self.w_hh if w_hh is None else w_hh)
+        # Under autocast the matmul is bfloat16; the cell's own arithmetic stays in the state's dtype.
+        gates = torch.baddbmm(x_proj, h, self.w_hh if w_hh is None else w_hh).to(c.dtype)
         shape = gates.shape
         gates = F.layer_norm(gates.view(*shape[:2], 4, self.hidden_size), (self.hidden_size,), eps=self.eps)
         gates = torch.addcmul(self.gate_bias, gates, self.gate_gain)
@@ -168,6 +169,8 @@ class LayerNormLSTM(nn.Module):
         """
         h, c = state
         w_hh = self.w_hh.detach()
+        if torch.is_autocast_enabled(x.device.type):  # cast once, not at every step
+            w_hh = w_hh.to(torch.get_autocast_dtype(x.device.type))
         static_proj = None if static is None else torch.bmm(static, self.w_ih[:, x.shape[-1]:])
         outputs = []
         # The projected inputs of all steps, and their gradient, would be tens of MB.
@@ -197,6 +200,7 @@ class RecurrentWeightGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_proj, w_hh, previous_h):
         ctx.previous_h = previous_h
+        ctx.w_hh_dtype = w_hh.dtype
         return x_proj.view_as(x_proj)
 
     @staticmethod
@@ -204,6 +208,7 @@ class RecurrentWeightGrad(torch.autograd.Function):
         grad_w_hh = None
         if ctx.needs_input_grad[1]:
             g, b, t, gates = grad.shape
-            h = torch.stack(ctx.previous_h, dim=2).reshape(g, b * t, -1)
-            grad_w_hh = torch.bmm(h.transpose(1, 2), grad.reshape(g, b * t, gates))
+            # In the projected inputs' dtype: bfloat16 under autocast, as the forward pass's matmuls.
+            h = torch.stack(ctx.previous_h, dim=2).reshape(g, b * t, -1).to(grad.dtype)
+            grad_w_hh = torch.bmm(h.transpose(1, 2), grad.reshape(g, b * t, gates)).to(ctx.w_hh_dtype)
         return grad, grad_w_hh, None

@@ -2,7 +2,7 @@
 
 A checkpoint is a dict with `format` = FORMAT, the model's config, its weights, the data scale
 factor and n_max, the step, and for training checkpoints (last.pt) the training state
-(TRAINING_STATE: the optimiser, the random number generators and the batcher...), so a run
+(TRAINING_STATE: the optimiser, the batcher, the seed and the number of processes...), so a run
 resumes exactly where it stopped.
 
 Which files this version reads: the weights and config of every format in WEIGHTS_FORMATS (for
@@ -19,11 +19,11 @@ import torch
 from .files import atomic_write
 from .model import Config, SketchRNN
 
-FORMAT = "sketchlab.sketch_rnn/2"
-# Format 1 holds the same weights and config; its training states may lack parts of format 2's
-# (the seed, the shards' generators, the training losses since the last metrics row).
-WEIGHTS_FORMATS = ("sketchlab.sketch_rnn/1", FORMAT)
-TRAINING_STATE = ("optimizer", "ema", "rng", "seconds", "best_loss", "window", "seed")
+FORMAT = "sketchlab.sketch_rnn/3"
+# Formats 1 and 2 hold the same weights and config; their training states kept random generators'
+# states, where format 3's steps draw from generators seeded by (seed, rank, step).
+WEIGHTS_FORMATS = ("sketchlab.sketch_rnn/1", "sketchlab.sketch_rnn/2", FORMAT)
+TRAINING_STATE = ("optimizer", "ema", "batcher", "seed", "world_size", "seconds", "best_loss", "window")
 
 
 class CheckpointError(Exception):

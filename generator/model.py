@@ -31,6 +31,7 @@ OUTPUT_INITS = ("torch", "glorot")  # the values of Config.output_init
 # 1e-7 of the data's scale, far below its resolution (offsets are whole units, the scale about 40
 # of them); the training metrics count every value it changes.
 LOG_SIGMA_GUARD = 20.0
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Config:
     layer_norm_eps: float = 1e-5  # the layer_norm cell's epsilon (the reference's: 1e-3)
     output_init: str = "torch"  # the output layer's initial weights: nn.Linear's, or "glorot" (the reference's, bias too)
     density_epsilon: float = 0.0  # training's L_s is -log(density + this): 0 as the paper writes it, 1e-6 as the reference
+    precision: str = "fp32"  # not in the reference: "bf16" runs the training passes' matmuls in bfloat16
 
     def __post_init__(self):
         # --set and foreign checkpoints reach here unchecked; a bad value would otherwise fail
@@ -85,6 +87,7 @@ class Config:
             "log_sigma_limit": (lambda v: v > 0, "above 0"),
             "layer_norm_eps": (lambda v: v > 0, "above 0"),
             "density_epsilon": (lambda v: v >= 0, "at least 0"),
+            "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
             **dict.fromkeys(["enc_size", "dec_size", "z_size", "num_mixture", "batch_size", "max_seq_len",
                              "eval_every"], at_least_1),
             **dict.fromkeys(["recurrent_dropout", "output_dropout", "ema_decay", "random_scale"], fraction),
@@ -196,6 +199,12 @@ class SketchRNN(nn.Module):
         self.register_state_dict_post_hook(save_names)
         self.register_load_state_dict_pre_hook(load_names)
 
+    def low_precision(self, device):
+        """With precision "bf16", a training pass runs the cells' and the output layer's matmuls in
+        bfloat16 (autocast); the latent code, the mixture, the losses, validation and sampling stay
+        in float32."""
+        return torch.autocast(device.type, torch.bfloat16, enabled=self.training and self.config.precision == "bf16")
+
     # -- encoder and latent code --------------------------------------------------------------
 
     def encode(self, strokes, lengths, generator=None):
@@ -206,9 +215,10 @@ class SketchRNN(nn.Module):
         last = (lengths - 1).clamp(min=0)
         rows = torch.arange(b, device=strokes.device)
         zeros = strokes.new_zeros(2, b, self.config.enc_size)
-        out, _ = self.enc(torch.stack([strokes, reverse_within_length(strokes, lengths)]), (zeros, zeros),
-                          generator=generator)
-        h = torch.cat([out[0, rows, last], out[1, rows, last]], dim=1)
+        with self.low_precision(strokes.device):
+            out, _ = self.enc(torch.stack([strokes, reverse_within_length(strokes, lengths)]), (zeros, zeros),
+                              generator=generator)
+        h = torch.cat([out[0, rows, last], out[1, rows, last]], dim=1).float()
         mu = self.to_mu(h)
         sigma_hat = self.to_sigma_hat(h)
         eps = torch.randn(mu.shape, device=mu.device, generator=generator)
@@ -229,14 +239,16 @@ class SketchRNN(nn.Module):
     def decode(self, strokes, z, state, generator=None):
         """strokes (B, T, 5), z (B, N_z) or None, state ((B, H), (B, H)) -> raw outputs
         (B, T, 6M + 3), state. Step t reads [strokes[:, t], z]."""
-        out, (h, c) = self.dec(strokes[None], (state[0][None], state[1][None]), None if z is None else z[None],
-                               generator)
-        out, state = out[0], (h[0], c[0])
-        if self.training and self.config.output_dropout > 0:
-            # Not F.dropout, which can only draw from torch's global generator.
-            keep = 1 - self.config.output_dropout
-            out = out * torch.rand(out.shape, device=out.device, generator=generator).lt_(keep).div_(keep)
-        return self.out(out), state
+        with self.low_precision(strokes.device):
+            out, (h, c) = self.dec(strokes[None], (state[0][None], state[1][None]), None if z is None else z[None],
+                                   generator)
+            out, state = out[0], (h[0].float(), c[0].float())
+            if self.training and self.config.output_dropout > 0:
+                # Not F.dropout, which can only draw from torch's global generator.
+                keep = 1 - self.config.output_dropout
+                out = out * torch.rand(out.shape, device=out.device, generator=generator).lt_(keep).div_(keep)
+            raw = self.out(out)
+        return raw.float(), state
 
     def decode_step(self, row, z, state):
         """One step for sampling: row (B, 5), z (B, N_z) or None -> raw outputs (B, 6M + 3), state.

@@ -34,7 +34,7 @@ def losses_and_gradients(model, drawings, n_max, device, dtype=torch.float32):
     model = model.to(device, dtype)
     model.zero_grad(set_to_none=True)
     batch, lengths = to_tensors(drawings, device)
-    l_r, l_kl = batch_losses(model, batch.to(dtype), lengths, n_max)
+    l_r, l_kl, _ = batch_losses(model, batch.to(dtype), lengths, n_max)
     (l_r + l_kl).backward()
     return [l_r.item(), l_kl.item()], {name: p.grad.double().cpu() for name, p in model.named_parameters()}
 
@@ -80,7 +80,6 @@ def test_a_gpu_run_resumes_as_it_would_have_gone_on(cell, data, tmp_path):
 def test_a_gpu_run_goes_on_on_the_cpu_and_back(data, tmp_path):
     config = Config(categories=CATEGORIES, cell="layer_norm", **TINY)
     Run(config, data, tmp_path, "cuda").train(3)
-    assert len(load_checkpoint(tmp_path / "last.pt")["rng"]["cuda"]) == 1
     on_cpu = Run(config, data, tmp_path, "cpu", resume=True)
     on_cpu.train(6)
     assert all(not p.is_cuda for p in on_cpu.model.parameters())

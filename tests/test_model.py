@@ -172,7 +172,7 @@ def test_output_dropout_drops_decoder_outputs_in_training_only(cell, fixture_dat
 
 @pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
 def test_a_training_pass_given_a_generator_draws_all_its_random_numbers_from_it(cell, fixture_data_dir):
-    # What lets the shards of a batch run on threads side by side and still repeat exactly.
+    # What lets every rank of a process group draw its own random numbers and still repeat exactly.
     model = SketchRNN(Config(cell=cell, output_dropout=0.3, **TINY)).train()
     batch, lengths = (torch.from_numpy(a) for a in stroke5_batch(load_sketch_data(["circle"], fixture_data_dir).splits["test"][:4]))
     global_state = torch.get_rng_state()
@@ -180,6 +180,32 @@ def test_a_training_pass_given_a_generator_draws_all_its_random_numbers_from_it(
     assert torch.equal(torch.get_rng_state(), global_state)
     torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
     assert not torch.equal(outputs[0], outputs[2])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
+def test_bf16_runs_the_training_pass_in_bfloat16_and_leaves_evaluation_in_float32(cell, fixture_data_dir):
+    torch.manual_seed(0)
+    fp32 = SketchRNN(Config(cell=cell, recurrent_dropout=0.0, **TINY))
+    bf16 = SketchRNN(Config(cell=cell, recurrent_dropout=0.0, precision="bf16", **TINY))
+    bf16.load_state_dict(fp32.state_dict())
+    batch, lengths = (torch.from_numpy(a) for a in stroke5_batch(load_sketch_data(["circle"], fixture_data_dir).splits["test"][:8]))
+
+    def loss_and_grads(model):
+        model.zero_grad()
+        params, mu, sigma_hat = model(batch, lengths, torch.Generator().manual_seed(1))
+        assert all(value.dtype == torch.float32 for value in (*params.values(), mu, sigma_hat) if value.is_floating_point())
+        loss = reconstruction_loss(params, batch[:, 1:], 40)[0] + kl_loss(mu, sigma_hat)
+        loss.backward()
+        return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    (loss_32, grads_32), (loss_16, grads_16) = loss_and_grads(fp32.train()), loss_and_grads(bf16.train())
+    assert loss_16 != loss_32 and loss_16 == pytest.approx(loss_32, rel=1e-2)  # bfloat16 keeps 8 bits of mantissa
+    assert grads_16.dtype == torch.float32 and torch.isfinite(grads_16).all()
+    assert float((grads_16 - grads_32).norm() / grads_32.norm()) < 0.05
+    fp32.eval(), bf16.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(bf16(batch, lengths, torch.Generator().manual_seed(1))[0]["mu_x"],
+                                   fp32(batch, lengths, torch.Generator().manual_seed(1))[0]["mu_x"], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "layer_norm"])
