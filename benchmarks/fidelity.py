@@ -6,7 +6,8 @@ steps from the same seed. benchmarks/README.md keeps the figures.
         [--preset cpu] [--category pig] [--seed 0] [--threads N] [--out DIR]
 
 Configurations: "default", "faithful", "default+KEY" (the defaults with REFERENCE's KEY) and
-"faithful-KEY" (the faithful mode with the default's KEY), e.g. default+batching.
+"faithful-KEY" (the faithful mode with the default's KEY), e.g. default+batching; any of them with
+"@bf16" trains with --precision bf16 (what mixed precision costs in loss), e.g. default,default@bf16.
 
 First, training speed: --timing-steps steps of each configuration, taking turns in rounds (so a slow
 spell of the machine does not fall on one alone), in sketches per second. Then each configuration is
@@ -29,19 +30,22 @@ from _common import data_dir, model_samples
 
 from generator.checkpoint import load_model
 from generator.data import load_sketch_data
-from generator.model import REFERENCE, Config, make_config
+from generator.model import PRECISIONS, REFERENCE, Config, make_config
 from generator.reference_evaluation import evaluate_reference
 from generator.train import Run
 
 
 def config_named(name, preset, categories):
     """The Config a configuration name stands for (see the module's docstring)."""
+    name, at, precision = name.partition("@")
     base, sign, key = name.partition("+") if "+" in name else name.partition("-")
-    if base not in ("default", "faithful") or (sign and key not in REFERENCE):
+    if base not in ("default", "faithful") or (sign and key not in REFERENCE) or (at and precision not in PRECISIONS):
         raise SystemExit(f"unknown configuration '{name}': default, faithful, default+KEY or faithful-KEY with KEY one "
-                         f"of {', '.join(REFERENCE)}")
+                         f"of {', '.join(REFERENCE)}, each optionally @{'/@'.join(PRECISIONS)}")
     defaults = {f.name: f.default for f in fields(Config)}
     change = {key: REFERENCE[key] if sign == "+" else defaults[key]} if sign else {}
+    if at:
+        change["precision"] = precision
     return make_config(preset, faithful=base == "faithful", categories=tuple(categories), eval_every=250, **change)
 
 
