@@ -399,17 +399,19 @@ def main():
                 server.reload()
                 reloads.append(time.monotonic())
 
-        cpu_before = cpu_seconds(server.process.pid) + cpu_seconds(postgres.pid)
+        bare = bare_request_cpu(server, postgres)
+        web_before, database_before = cpu_seconds(server.process.pid), cpu_seconds(postgres.pid)
         client_before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.monotonic()
         run_participants(server.url, slug, args, tally, maybe_reload)
         seconds = time.monotonic() - started
-        cpu = cpu_seconds(server.process.pid) + cpu_seconds(postgres.pid) - cpu_before
+        cpu = {"gunicorn": cpu_seconds(server.process.pid) - web_before,
+               "PostgreSQL": cpu_seconds(postgres.pid) - database_before}
         client = resource.getrusage(resource.RUSAGE_SELF)
-        client_cpu = client.ru_utime + client.ru_stime - client_before.ru_utime - client_before.ru_stime
+        cpu["load client"] = client.ru_utime + client.ru_stime - client_before.ru_utime - client_before.ru_stime
         if reloads:
             print(f"gunicorn reloaded gracefully {len(reloads)} times during the run")
-        report(args, tally, seconds, (cpu, client_cpu), slug)
+        report(args, tally, seconds, cpu, bare, slug)
     finally:
         if server:
             server.stop()
@@ -418,7 +420,17 @@ def main():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def report(args, tally, seconds, cpu, slug):
+def bare_request_cpu(server, postgres, n=300):
+    """Server CPU seconds of one request that touches no database (a 404 page), one at a time: the
+    floor of any request on this machine now, which a busy machine raises (a core shared with
+    other work runs slower), so a run's figures can be read against it."""
+    before = cpu_seconds(server.process.pid) + cpu_seconds(postgres.pid)
+    for _ in range(n):
+        request_once("127.0.0.1", server.port, "GET", "/no-such-page/", {}, None)
+    return (cpu_seconds(server.process.pid) + cpu_seconds(postgres.pid) - before) / n
+
+
+def report(args, tally, seconds, cpu, bare, slug):
     acknowledged = sum(len(p) for p in tally.acknowledged.values())
     print(f"{args.participants} participants ({args.concurrency} at once), {args.items} sketches + "
           f"{args.checks} checks each, {args.think:g} s per answer, {seconds:.0f} s")
@@ -440,9 +452,12 @@ def report(args, tally, seconds, cpu, slug):
                   f"p95 {percentile(values, .95) * 1000:6.1f} ms  p99 {percentile(values, .99) * 1000:6.1f} ms")
     print(f"ratings/s: {count / seconds:.1f}")
     if cpu:
-        server, client = cpu
-        print(f"server CPU (gunicorn + PostgreSQL): {server:.1f} s, {server / max(count, 1) * 1000:.2f} ms per rating "
-              f"(goal 7); the load client itself used {client:.1f} s")
+        server = cpu["gunicorn"] + cpu["PostgreSQL"]
+        per_rating = server / max(count, 1) * 1000
+        print(f"server CPU: {per_rating:.2f} ms per rating (goal 7): gunicorn {cpu['gunicorn']:.1f} s + PostgreSQL "
+              f"{cpu['PostgreSQL']:.1f} s for {count} ratings; the load client itself used {cpu['load client']:.1f} s")
+        print(f"a bare request (no database) cost {bare * 1000:.2f} ms of server CPU just before the run: a rating "
+              f"cost {per_rating / (bare * 1000):.1f} bare requests")
         p95 = percentile(tally.latency["grade"], .95) * 1000
         print(f"grade post p95 {p95:.0f} ms (goal 150)")
 
