@@ -1,5 +1,6 @@
 """The quick start's main command: `python manage.py demo` on the committed demo checkpoints."""
 
+import shutil
 import subprocess
 from io import StringIO
 from pathlib import Path
@@ -11,7 +12,10 @@ from django.http import HttpRequest
 from django.test import Client
 
 from generator.checkpoint import load_checkpoint
+from ratings.management.commands import demo
 from ratings.models import Stimulus, Study
+
+from .test_generate_samples import checkpoints  # noqa: F401 (tiny trained checkpoints, a fixture)
 
 COMMITTED_CHECKPOINTS = Path(settings.DEMO_CHECKPOINT_DIR)
 
@@ -55,6 +59,31 @@ def test_demo_makes_the_study_from_the_committed_checkpoints(real_data_dir, sett
     assert "with password" not in again
     assert "The demo study is made already (40 real and 40 generated sketches)" in again
     assert "Contact sheet" not in again  # generate_samples did not run
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_makes_a_study_of_another_folders_checkpoints(checkpoints, fixture_data_dir, settings, tmp_path,
+                                                             monkeypatch):
+    settings.QUICKDRAW_DATA_DIR = fixture_data_dir
+    monkeypatch.setattr(demo, "PER_CATEGORY", 5)  # the fixture files hold 12 test drawings per category
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in ("circle.pt", "square.pt"):
+        shutil.copy(checkpoints / name, folder / name)
+
+    out = StringIO()
+    call_command("demo", "--no-server", "--checkpoints", str(folder), "--study", "shapes", stdout=out)
+    study = Study.objects.get(slug="shapes")
+    assert not Study.objects.filter(slug="demo").exists()
+    for category in ("circle", "square"):
+        for source in ("real", "generated"):
+            assert study.stimuli.filter(category=category, source=source).count() == 5
+    assert "Researcher:   http://127.0.0.1:8000/researcher/shapes/" in out.getvalue()
+
+    again = StringIO()
+    call_command("demo", "--no-server", "--checkpoints", str(folder), "--study", "shapes", stdout=again)
+    assert "The shapes study is made already (10 real and 10 generated sketches)" in again.getvalue()
+    assert study.stimuli.exclude(source=Stimulus.Source.ATTENTION).count() == 20
 
 
 @pytest.mark.django_db

@@ -11,36 +11,40 @@ from django.urls import reverse
 
 from ratings.models import Stimulus, Study
 
-DEMO_STUDY = "demo"
-DEMO_REAL = DEMO_GENERATED = 40
+PER_CATEGORY = 20  # real and as many generated sketches of each category
 RESEARCHER = "researcher"
 
 
-def holds_its_stimuli(study):
-    """Whether the study has the demo's real and generated sketches: then a restarted demo serves at
-    once instead of loading the models and sampling again."""
-    return (study.stimuli.filter(source=Stimulus.Source.REAL).count() >= DEMO_REAL
-            and study.stimuli.filter(source=Stimulus.Source.GENERATED).count() >= DEMO_GENERATED)
+def holds_its_stimuli(study, sketches):
+    """Whether the study has `sketches` real and as many generated sketches: then a restarted demo
+    serves at once instead of loading the models and sampling again."""
+    return (study.stimuli.filter(source=Stimulus.Source.REAL).count() >= sketches
+            and study.stimuli.filter(source=Stimulus.Source.GENERATED).count() >= sketches)
 
 
-def demo_categories():
-    """The categories the committed demo checkpoints were trained on."""
+def checkpoints_in(folder):
+    """The checkpoints in `folder` and the categories they were trained on."""
     from generator.checkpoint import load_checkpoint
 
-    paths = sorted(Path(settings.DEMO_CHECKPOINT_DIR).glob("*.pt"))
+    paths = sorted(Path(folder).glob("*.pt"))
     if not paths:
-        raise CommandError(f"no demo checkpoints in {settings.DEMO_CHECKPOINT_DIR}")
-    return list(dict.fromkeys(c for path in paths for c in load_checkpoint(path)["config"]["categories"]))
+        raise CommandError(f"no demo checkpoints in {folder}")
+    return paths, list(dict.fromkeys(c for path in paths for c in load_checkpoint(path)["config"]["categories"]))
 
 
 class Command(BaseCommand):
     help = (
         "The quick start: apply migrations, fetch the demo categories' data if missing, make the demo study from the committed demo checkpoints "
         "(20 real and 20 generated sketches per category; a demo study made before is kept), create a researcher "
-        "account if there is none, and serve the site, printing the participant and researcher URLs."
+        "account if there is none, and serve the site, printing the participant and researcher URLs. "
+        "--checkpoints fixtures/ten --study ten makes the ten-category study instead."
     )
 
     def add_arguments(self, parser):
+        parser.add_argument("--checkpoints", default=None, metavar="FOLDER",
+                            help="the folder of checkpoints, one or more per category (default: the demo's, "
+                                 "fixtures/checkpoints; fixtures/ten holds the ten categories' models)")
+        parser.add_argument("--study", default="demo", help="the study's slug (default demo)")
         parser.add_argument("--addr", default="127.0.0.1:8000", help="where to serve (default 127.0.0.1:8000)")
         parser.add_argument("--no-server", action="store_true", help="set everything up, then stop")
 
@@ -48,15 +52,17 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)  # the admin's styles, served by WhiteNoise
         self.stdout.write(f"Database ready: {settings.DATABASES['default']['NAME']}")
-        study = Study.objects.filter(slug=DEMO_STUDY).first()
-        if study is not None and holds_its_stimuli(study):
-            self.stdout.write(f"The demo study is made already ({DEMO_REAL} real and {DEMO_GENERATED} generated "
+        paths, categories = checkpoints_in(opts["checkpoints"] or settings.DEMO_CHECKPOINT_DIR)
+        sketches = PER_CATEGORY * len(categories)
+        study = Study.objects.filter(slug=opts["study"]).first()
+        if study is not None and holds_its_stimuli(study, sketches):
+            self.stdout.write(f"The {study.slug} study is made already ({sketches} real and {sketches} generated "
                               "sketches): not made again. Delete it in the admin to make it afresh.")
         else:
-            call_command("fetch_sketches", categories=",".join(demo_categories()), stdout=self.stdout)
-            call_command("generate_samples", study=DEMO_STUDY, real=DEMO_REAL, generated=DEMO_GENERATED,
-                         stdout=self.stdout)
-            study = Study.objects.get(slug=DEMO_STUDY)
+            call_command("fetch_sketches", categories=",".join(categories), stdout=self.stdout)
+            call_command("generate_samples", study=opts["study"], checkpoint=[str(p) for p in paths], real=sketches,
+                         generated=sketches, stdout=self.stdout)
+            study = Study.objects.get(slug=opts["study"])
         password = self.ensure_researcher()
         base = f"http://{opts['addr']}"
         self.stdout.write("")
