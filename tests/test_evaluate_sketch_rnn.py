@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from generator.checkpoint import load_model
+from generator.checkpoint import load_checkpoint, load_model
 from generator.data import load_npz, load_sketch_data
 from generator.train import evaluate
 
@@ -130,9 +130,11 @@ def test_committed_models_have_the_test_losses_their_model_cards_state(path, cap
     from tests.conftest import ROOT
 
     category, n_test, l_r, l_kl, data_variable = COMMITTED_MODELS[path]
-    data_dir = os.environ.get(data_variable)
-    if not data_dir or not (Path(data_dir) / f"{category}.npz").exists():
-        pytest.skip(f"needs {category}.npz in the folder that {data_variable} names")
+    # The first folder of the variable's search path that holds the category's file.
+    data_dir = next((folder for folder in os.environ.get(data_variable, "").split(os.pathsep)
+                     if folder and (Path(folder) / f"{category}.npz").exists()), None)
+    if not data_dir:
+        pytest.skip(f"needs {category}.npz in a folder that {data_variable} names")
     if len(load_npz(Path(data_dir) / f"{category}.npz")["test"]) != n_test:
         pytest.skip(f"the model card's losses are for a test split of {n_test} drawings (see the card's data)")
     call_command("evaluate_sketch_rnn", "--checkpoint", str(ROOT / path), "--data-dir", str(data_dir))
@@ -140,6 +142,35 @@ def test_committed_models_have_the_test_losses_their_model_cards_state(path, cap
     assert result["categories"] == [category] and result["n"] == n_test
     # Evaluation draws z with a fixed seed, so the figures repeat to the printed digits (the slack is
     # half a printed unit, plus a little for another CPU's float rounding).
+    assert result["L_R"] == pytest.approx(l_r, abs=6e-4) and result["L_KL"] == pytest.approx(l_kl, abs=6e-4)
+
+
+
+# The ten-category study's models (fixtures/ten/MODEL_CARD.md): each category's test drawings over
+# every folder of the search path the model was trained from, and the card's pooled test losses.
+TEN_MODELS = {"pig": (333, 0.106, 0.229), "face": (333, 0.075, 0.243), "alarm_clock": (333, 0.178, 0.265),
+              "radio": (253, 0.071, 0.254), "airplane": (83, 0.304, 0.267), "apple": (84, 0.302, 0.296),
+              "butterfly": (82, 0.243, 0.251), "cactus": (83, 0.303, 0.265), "crab": (83, 0.418, 0.254),
+              "duck": (83, 0.479, 0.259)}
+
+
+@pytest.mark.parametrize("category", TEN_MODELS)
+def test_the_ten_category_models_have_the_test_losses_their_model_card_states(category, capsys):
+    from tests.conftest import ROOT
+
+    n_test, l_r, l_kl = TEN_MODELS[category]
+    path = ROOT / "fixtures" / "ten" / f"{category}.pt"
+    trained_on = sorted(entry["file"] for entry in load_checkpoint(path)["data_files"])
+    search_path = os.environ.get("QUICKDRAW_DATA_DIR", "")
+    folders = [Path(folder) for folder in search_path.split(os.pathsep) if folder]
+    # Each file is named by its folder's last part and its name (quickdraw_spg/pig.npz).
+    found = sorted(f"{folder.name}/{category}.npz" for folder in folders if (folder / f"{category}.npz").exists())
+    if found != trained_on:
+        pytest.skip(f"the model card's losses are for {', '.join(trained_on)} on the search path "
+                    f"QUICKDRAW_DATA_DIR (the quickdraw, quickdraw_spg and quickdraw_mini/npz folders, in this order)")
+    call_command("evaluate_sketch_rnn", "--checkpoint", str(path), "--data-dir", search_path)
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["categories"] == [category] and result["n"] == n_test
     assert result["L_R"] == pytest.approx(l_r, abs=6e-4) and result["L_KL"] == pytest.approx(l_kl, abs=6e-4)
 
 
