@@ -421,12 +421,12 @@ def main():
 
 
 def bare_request_cpu(server, postgres, n=300):
-    """Server CPU seconds of one request that touches no database (a 404 page), one at a time: the
+    """Server CPU seconds of one request that touches no database (the favicon), one at a time: the
     floor of any request on this machine now, which a busy machine raises (a core shared with
     other work runs slower), so a run's figures can be read against it."""
     before = cpu_seconds(server.process.pid) + cpu_seconds(postgres.pid)
     for _ in range(n):
-        request_once("127.0.0.1", server.port, "GET", "/no-such-page/", {}, None)
+        request_once("127.0.0.1", server.port, "GET", "/favicon.ico", {}, None)
     return (cpu_seconds(server.process.pid) + cpu_seconds(postgres.pid) - before) / n
 
 
