@@ -85,13 +85,18 @@ def launch(command, processes):
     """Run `command` (a Python script and its arguments) in `processes` processes on this machine, as
     `torchrun --standalone --nproc-per-node=<processes> <command>` would: a signal to this process
     (Ctrl-C, SIGTERM) is passed on to each of them, and when one fails the others are stopped.
-    Returns the exit status: 0, 130 when stopped by a signal, or that of the first process that failed."""
+    Returns the exit status: 0, 130 when stopped by a signal, or that of the first process that failed.
+
+    Stopped by a signal, each process finishes its step (and a validation in progress) and saves
+    last.pt, which can take longer than the 30 s torch's launcher waits by default before it kills
+    them; it waits as long as a collective operation may (TIMEOUT)."""
     from torch.distributed.elastic.multiprocessing import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=str(uuid.uuid4()),
-                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0)
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
+                          shutdown_timeout=int(TIMEOUT.total_seconds()))
     try:
         elastic_launch(config, sys.executable)(*command)
     except ChildFailedError as e:

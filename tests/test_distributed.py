@@ -217,3 +217,39 @@ def test_two_gpus_give_the_whole_batchs_loss_and_gradient(tmp_path):
 def one_step_and_three_on_own_gpu(rank, out):
     torch.cuda.set_device(rank)
     return one_step_and_three(rank, out, device=f"cuda:{rank}")
+
+
+# A process that, asked to stop, takes a few seconds to finish (the step in progress, a validation
+# that may take minutes on a large split, saving last.pt), then exits as train_sketch_rnn does.
+STOPS_AFTER_ITS_STEP = """
+import os, signal, sys, time
+from pathlib import Path
+out = Path(sys.argv[1])
+asked = []
+signal.signal(signal.SIGINT, lambda *_: asked.append(True))
+(out / f"ready-{os.environ['RANK']}").touch()
+while not asked:
+    time.sleep(0.05)
+time.sleep(3)
+(out / f"saved-{os.environ['RANK']}").touch()
+sys.exit(130)
+"""
+
+
+def test_the_launcher_waits_for_its_processes_to_finish_their_step_when_stopped(tmp_path):
+    script = tmp_path / "stops_after_its_step.py"
+    script.write_text(STOPS_AFTER_ITS_STEP)
+    # torch's launcher kills processes that have not exited TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds
+    # (30 by default) after it passed the signal on; 1 here, so that a launcher that relies on it fails fast.
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from generator import distributed; sys.exit(distributed.launch(sys.argv[1:], 2))",
+         str(script), str(tmp_path)], cwd=ROOT, env={**os.environ, "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"ready-{rank}").exists() for rank in (0, 1)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(timeout=60) == 130
+    finally:
+        launcher.kill()
+    assert (tmp_path / "saved-0").exists() and (tmp_path / "saved-1").exists()
