@@ -71,8 +71,9 @@ def cpu_cores():
 
 def processes_for(cores, batch_size):
     """How many training processes share `cores` CPU cores: one per core, with at least MIN_ROWS
-    drawings of each batch each. At these model sizes a matmul is too small for several threads to
-    share well, so side by side, one thread each, trains faster than all threads on the whole batch."""
+    drawings of each batch each. On two cores, two processes of one thread train 0.8-1.2x as fast as
+    one process of two threads, depending on preset and cell (benchmarks/README.md), and at least as
+    fast as one process split its batches among threads."""
     return max(1, min(cores, batch_size // MIN_ROWS))
 
 
