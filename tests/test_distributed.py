@@ -253,3 +253,31 @@ def test_the_launcher_waits_for_its_processes_to_finish_their_step_when_stopped(
     finally:
         launcher.kill()
     assert (tmp_path / "saved-0").exists() and (tmp_path / "saved-1").exists()
+
+
+def test_a_stop_signalled_twice_to_every_rank_still_saves_after_a_whole_step(tmp_path):
+    # As a job's end under SLURM does: it signals every process of the job, and torchrun passes
+    # the signal on to its processes again.
+    out = tmp_path / "run"
+    port = free_port()
+    command = [sys.executable, "manage.py", "train_sketch_rnn", "--categories", "circle", "--out", str(out),
+               "--data-dir", str(FIXTURE_DATA_DIR), "--cell", "lstm", "--eval-every", "2", "--steps", "100000",
+               "--threads", "2", *[f"--set={k}={v}" for k, v in TINY.items() if k != "eval_every"]]
+    ranks = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+                                   "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+             for rank in (0, 1)]
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "last.pt").exists() and time.monotonic() < deadline and ranks[0].poll() is None:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        for process in ranks + ranks:
+            process.send_signal(signal.SIGTERM)
+        stderr = [process.communicate(timeout=60)[1] for process in ranks]
+    finally:
+        for process in ranks:
+            process.kill()  # never leave a training process behind, whatever happened
+    assert [process.returncode for process in ranks] == [130, 130], stderr
+    step = load_checkpoint(out / "last.pt")["step"]
+    assert f"Interrupted: saved step {step} to" in stderr[0]

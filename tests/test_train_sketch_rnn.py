@@ -195,6 +195,7 @@ def test_command_trains_on_fixture_and_lowers_the_loss(fixture_data_dir, tmp_pat
     assert float(rows[-1]["valid_l_r"]) < float(rows[0]["valid_l_r"]) - 0.3
     best = load_checkpoint(out / "best.pt")
     assert "optimizer" not in best  # weights only: small enough to commit
+    assert load_checkpoint(out / "last.pt")["world_size"] == 1  # from Python: one process, whatever the cores
     assert best["config"]["categories"] == ["circle", "square"]
     assert best["valid"]["loss"] == pytest.approx(min(float(r["valid_loss"]) for r in rows), abs=1e-4)
 

@@ -161,8 +161,12 @@ class Command(BaseCommand):
     def train(self, run, out, steps):
         def stop_after_this_step(signum, frame):
             # The step in progress finishes first, so that last.pt holds weights that match its
-            # step; a second signal stops at once and leaves last.pt as it was.
-            if run.stop_requested:
+            # step; in one process a second signal stops at once and leaves last.pt as it was. In a
+            # group a second signal is most often the same stop again (a launcher passes each signal
+            # on, SLURM signals every process of a job as well), and one rank leaving mid-step would
+            # break the others' step: it stops after the step too, and the launcher kills a group
+            # that does not stop.
+            if run.stop_requested and run.world_size == 1:
                 raise KeyboardInterrupt
             run.request_stop()
 
