@@ -1,6 +1,6 @@
 # The two commands of the quick start:
 #   make demo   installs what is needed, makes the demo study and serves it
-#               (on another port: make demo PORT=8001; another address: make demo ADDR=0.0.0.0:8000)
+#               (on another port: make demo PORT=8001; for other machines: make demo ADDR=0.0.0.0:8000 ALLOWED_HOSTS=<host name>)
 #   make test   runs the test suite
 VENV := .venv
 PYTHON := $(VENV)/bin/python
