@@ -95,9 +95,10 @@ def test_every_committed_checkpoint_loads_every_weight_under_its_own_name(path):
     assert list(weights) == list(payload["model"])
     for name, value in payload["model"].items():
         assert torch.equal(weights[name], value), name
-    # Trained weights draw sketches of tens of points that end; random ones end within a few points.
+    # Trained weights draw sketches of tens of points that end (simple categories such as apple
+    # from simplified files: about 25); random ones end within a few points (a median of 0.5 to 1.5).
     samples = sample(model, n=8, temperature=0.5, generator=torch.Generator().manual_seed(0))
-    assert samples.ended.all() and statistics.median(map(len, samples.strokes)) >= 30
+    assert samples.ended.all() and statistics.median(map(len, samples.strokes)) >= 15
 
 
 @pytest.fixture
