@@ -168,20 +168,34 @@ def test_a_cpu_machine_trains_in_one_process_per_core_with_25_drawings_each_at_l
     assert distributed.processes_for(cores, batch_size) == expected
 
 
+def run_arguments(out):
+    """A tiny run on the fixture files into `out`, checkpointed every 2 steps."""
+    return ["--categories", "circle", "--out", str(out), "--data-dir", str(FIXTURE_DATA_DIR), "--cell", "lstm",
+            "--eval-every", "2", *[f"--set={k}={v}" for k, v in TINY.items() if k != "eval_every"]]
+
+
+def start_two_ranks(out):
+    """Two training processes of one group, started as torchrun starts them, training for good."""
+    port = free_port()
+    command = [sys.executable, "manage.py", "train_sketch_rnn", *run_arguments(out), "--steps", "100000",
+               "--threads", "2"]
+    return [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+                                  "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+            for rank in (0, 1)]
+
+
+def wait_for_a_checkpoint(out, ranks, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not (out / "last.pt").exists() and time.monotonic() < deadline and ranks[0].poll() is None:
+        time.sleep(0.2)
+
+
 def test_a_killed_rank_stops_the_other_which_keeps_the_last_good_checkpoint(tmp_path):
     out = tmp_path / "run"
-    port = free_port()
-    where = ["--categories", "circle", "--out", str(out), "--data-dir", str(FIXTURE_DATA_DIR), "--cell", "lstm",
-             "--eval-every", "2", *[f"--set={k}={v}" for k, v in TINY.items() if k != "eval_every"]]
-    command = [sys.executable, "manage.py", "train_sketch_rnn", *where, "--steps", "100000", "--threads", "2"]
-    ranks = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-                                   "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-             for rank in (0, 1)]
+    ranks = start_two_ranks(out)
     try:
-        deadline = time.monotonic() + 120
-        while not (out / "last.pt").exists() and time.monotonic() < deadline and ranks[0].poll() is None:
-            time.sleep(0.2)
+        wait_for_a_checkpoint(out, ranks)
         time.sleep(1)  # a few checkpoints more
         ranks[1].send_signal(signal.SIGKILL)
         killed = time.monotonic()
@@ -196,7 +210,7 @@ def test_a_killed_rank_stops_the_other_which_keeps_the_last_good_checkpoint(tmp_
     saved = load_checkpoint(out / "last.pt")
     assert saved["step"] >= 2 and saved["step"] % 2 == 0
     # The run goes on from it in one process: not exactly as two would have, and it says so.
-    result = subprocess.run([sys.executable, "manage.py", "train_sketch_rnn", *where, "--steps", str(saved["step"] + 2),
+    result = subprocess.run([sys.executable, "manage.py", "train_sketch_rnn", *run_arguments(out), "--steps", str(saved["step"] + 2),
                              "--resume", "--threads", "1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "trained in 2 process(es) before" in result.stdout
@@ -259,18 +273,9 @@ def test_a_stop_signalled_twice_to_every_rank_still_saves_after_a_whole_step(tmp
     # As a job's end under SLURM does: it signals every process of the job, and torchrun passes
     # the signal on to its processes again.
     out = tmp_path / "run"
-    port = free_port()
-    command = [sys.executable, "manage.py", "train_sketch_rnn", "--categories", "circle", "--out", str(out),
-               "--data-dir", str(FIXTURE_DATA_DIR), "--cell", "lstm", "--eval-every", "2", "--steps", "100000",
-               "--threads", "2", *[f"--set={k}={v}" for k, v in TINY.items() if k != "eval_every"]]
-    ranks = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-                                   "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-             for rank in (0, 1)]
+    ranks = start_two_ranks(out)
     try:
-        deadline = time.monotonic() + 120
-        while not (out / "last.pt").exists() and time.monotonic() < deadline and ranks[0].poll() is None:
-            time.sleep(0.2)
+        wait_for_a_checkpoint(out, ranks)
         time.sleep(0.5)
         for process in ranks + ranks:
             process.send_signal(signal.SIGTERM)
