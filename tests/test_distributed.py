@@ -52,6 +52,9 @@ def rank_main(rank, world_size, port, backend, work, out):
         result = work(rank, out)
         if rank == 0:
             torch.save(result, out / "rank-0-result.pt")
+        # Neither rank tears the group down while the other may still be in a collective: gloo
+        # then aborts the later one ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
