@@ -8,9 +8,10 @@ participants who think 3 s per answer, on two cores).
 
 By default it starts a throwaway PostgreSQL cluster and gunicorn (with the project's gunicorn.conf.py)
 on loopback, makes a study, and runs the participants through the real participant path, as a browser
-does: the recruitment link, consent with its CSRF token, instructions, then per sketch the trial page,
-its image, a think time and the grade post, and the finish page. It prints how many finished, the
-grades acknowledged (a redirect to the next page) against those stored, duplicates, lost grades,
+does: the recruitment link, consent with its CSRF token, instructions, the first trial page, then per
+sketch a think time and the grade post (whose response is the next sketch's page, its image inside),
+and the finish page. It prints how many finished, the grades acknowledged (the next sketch's page,
+or the redirect to the finish page) against those stored, duplicates, lost grades,
 pages that showed the wrong sketch, 5xx and connection errors, p50/p95/p99 per request kind, ratings/s,
 and the server CPU (gunicorn and PostgreSQL processes, measured from /proc) per stored rating. With
 --url it measures only the client side (and what is stored, when DATABASE_URL names that server's
@@ -42,7 +43,7 @@ from _common import ROOT, data_dir
 
 TICKS = os.sysconf("SC_CLK_TCK")
 FIELD = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)"')
-SKETCH = re.compile(r'<img id="sketch"[^>]*\ssrc="([^"]+)"')
+SKETCH = re.compile(r'<img id="sketch"[^>]*\ssrc="data:image/png;base64,[^"]+"')
 POSITION_FIELD = "position"
 
 
@@ -288,27 +289,26 @@ class Participant:
         _, _, page = self.request("instructions", "GET", self.url("instructions"))
         self.request("instructions", "POST", self.url("instructions"), fields(page))
         expected = 1
-        while True:
-            status, location, page = self.request("trial", "GET", self.url("trial"))
-            if location == self.url("done"):
-                break
+        status, location, page = self.request("trial", "GET", self.url("trial"))
+        while location != self.url("done"):
+            if status != 200:
+                # Not known whether the last answer was stored (a dropped post): the page says.
+                status, location, page = self.request("trial", "GET", self.url("trial"))
+                continue
             form = fields(page)
-            if int(form.get(POSITION_FIELD, 0)) != expected:
+            if int(form.get(POSITION_FIELD, 0)) != expected or not SKETCH.search(page.decode()):
                 with self.tally.lock:
                     self.tally.wrong_item += 1
                 expected = int(form.get(POSITION_FIELD, expected))
-            sketch = SKETCH.search(page.decode())
-            self.request("image", "GET", sketch.group(1).replace("&amp;", "&"))
             thought = self.think * self.rng.uniform(0.5, 1.5)
             time.sleep(thought)
             answer = {**form, "grade": self.rng.choice(["real", "possibly_real", "fake"]),
                       "response_ms": int(thought * 1000)}
-            status, location, _ = self.request("grade", "POST", self.url("trial"), answer)
-            if status == 302:
+            # The answer's response is the next sketch's page (or a redirect to the finish page).
+            status, location, page = self.request("grade", "POST", self.url("trial"), answer)
+            if status == 302 or (status == 200 and int(fields(page).get(POSITION_FIELD, 0)) == expected + 1):
                 self.tally.acknowledged[self.pid].append(expected)
                 expected += 1
-            if location == self.url("done"):
-                break
         status, _, _ = self.request("done", "GET", self.url("done"))
         if status == 200:
             with self.tally.lock:
@@ -445,7 +445,7 @@ def report(args, tally, seconds, cpu, bare, slug):
     errors = sum(tally.server_errors.values())
     print(f"5xx: {errors} ({tally.unavailable} of them 503), connection errors: {tally.connection_errors}, "
           f"other errors: {dict(tally.other_errors) or 0}, pages showing the wrong sketch: {tally.wrong_item}")
-    for kind in ("trial", "image", "grade", "landing", "consent", "instructions", "done"):
+    for kind in ("trial", "grade", "landing", "consent", "instructions", "done"):
         values = tally.latency.get(kind)
         if values:
             print(f"  {kind:<12} n={len(values):<6} p50 {percentile(values, .5) * 1000:6.1f} ms  "

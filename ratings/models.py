@@ -7,6 +7,8 @@ participants share an image URL), staff's by the stimulus's random `public_id`, 
 stays in the database.
 """
 
+import base64
+import contextlib
 import math
 import random
 import secrets
@@ -425,6 +427,11 @@ class Stimulus(models.Model):
         return bytes(png) if png is not None else None
 
 
+def png_data_url(png):
+    """A PNG as a data: URL, for a page that carries its images itself."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 class StimulusImage(models.Model):
     """A stimulus's PNG, in the database: every web host that shares the database serves it, and
     backing up the database backs up the study. Apart from Stimulus, so that listing stimuli never
@@ -551,7 +558,9 @@ class Participant(models.Model):
         if position > next_up.position:
             raise OutOfOrder(position)
         try:
-            with transaction.atomic():
+            # Alone, the insert commits by itself (one round trip, not three); within a caller's
+            # transaction, a savepoint keeps a duplicate from ending it.
+            with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
                 Rating.objects.create(participant_id=self.pk, stimulus_id=next_up.stimulus_id, grade=grade,
                                       response_ms=response_ms, server_ms=next_up.served_interval(served),
                                       position=position)
@@ -602,9 +611,6 @@ class Assignment(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="assignments")
     stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="assignments")
     position = models.PositiveIntegerField()
-    # The image's address for this participant only: two participants shown one sketch get two
-    # addresses, so comparing addresses tells nothing (attention checks included).
-    image_key = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
 
     class Meta:
         ordering = ["position"]
@@ -614,14 +620,16 @@ class Assignment(models.Model):
         ]
 
     # Every trial page and every answer starts here, so it is one plain query: built through the
-    # ORM (an Exists, a Subquery, two joins), it cost five times the database's work in Python.
+    # ORM (an Exists, a Subquery, three joins), it cost five times the database's work in Python.
+    # It brings the sketch's PNG, which the trial page carries in itself.
     NEXT_UNRATED_SQL = """
-        SELECT a.id, a.participant_id, a.stimulus_id, a.position, a.image_key,
+        SELECT a.id, a.participant_id, a.stimulus_id, a.position,
                (SELECT COUNT(*) FROM ratings_assignment n WHERE n.participant_id = a.participant_id) AS total,
-               p.token, p.finished, s.id, s.slug, s.title
+               p.token, p.finished, s.id, s.slug, s.title, i.png
         FROM ratings_assignment a
         JOIN ratings_participant p ON p.id = a.participant_id
         JOIN ratings_study s ON s.id = p.study_id
+        LEFT JOIN ratings_stimulusimage i ON i.stimulus_id = a.stimulus_id
         WHERE {participant}
           AND NOT EXISTS (SELECT 1 FROM ratings_rating r
                           WHERE r.participant_id = a.participant_id AND r.stimulus_id = a.stimulus_id)
@@ -631,9 +639,9 @@ class Assignment(models.Model):
     @classmethod
     def next_unrated(cls, participant_id=None, tokens=(), slug=None):
         """The first unrated assignment of a participant, given by id or by their tokens and study
-        slug (a browser's cookie), with `total` (their number of items) and its participant and
-        study (those fields only that the pages use; others load when asked for); None when all
-        are rated or there is no such participant."""
+        slug (a browser's cookie), with `total` (their number of items), `png` (its stimulus's
+        image, None if it has none) and its participant and study (those fields only that the pages
+        use; others load when asked for); None when all are rated or there is no such participant."""
         if participant_id is not None:
             participant, params = "p.id = %s", [participant_id]
         elif tokens:
@@ -646,36 +654,22 @@ class Assignment(models.Model):
             row = cursor.fetchone()
         if row is None:
             return None
-        pk, participant_pk, stimulus_pk, position, image_key, total, token, finished, study_pk, slug, title = row
+        pk, participant_pk, stimulus_pk, position, total, token, finished, study_pk, slug, title, png = row
         study = Study.from_db(connection.alias, ["id", "slug", "title"], [study_pk, slug, title])
         owner = Participant.from_db(connection.alias, ["id", "study_id", "token", "finished"],
                                     [participant_pk, study_pk, token, finished])
         owner.study = study
-        assignment = cls.from_db(connection.alias, ["id", "participant_id", "stimulus_id", "position", "image_key"],
-                                 [pk, participant_pk, stimulus_pk, position, image_key])
+        assignment = cls.from_db(connection.alias, ["id", "participant_id", "stimulus_id", "position"],
+                                 [pk, participant_pk, stimulus_pk, position])
         assignment.participant, assignment.total = owner, total
+        assignment.png = bytes(png) if png is not None else None
         return assignment
 
-    @staticmethod
-    def image_shown(image_key, tokens):
-        """(public id, PNG bytes or None) of the stimulus behind an image address, if one of these
-        participant tokens has it; None otherwise. One plain query, as next_unrated: every sketch
-        shown asks."""
-        if not tokens:
-            return None
-        with connection.cursor() as cursor:
-            cursor.execute(f"""
-                SELECT s.public_id, i.png
-                FROM ratings_assignment a
-                JOIN ratings_participant p ON p.id = a.participant_id
-                JOIN ratings_stimulus s ON s.id = a.stimulus_id
-                LEFT JOIN ratings_stimulusimage i ON i.stimulus_id = a.stimulus_id
-                WHERE a.image_key = %s AND p.token IN ({', '.join(['%s'] * len(tokens))})""", [image_key, *tokens])
-            row = cursor.fetchone()
-        return (row[0], bytes(row[1]) if row[1] is not None else None) if row else None
-
-    def get_absolute_url(self):
-        return reverse("ratings:image", args=[self.image_key])
+    def image_data_url(self):
+        """The sketch as a data: URL, or None when its image is missing (next_unrated's `png`). The
+        page carries its sketch itself: no address to compare with another participant's, no second
+        request, and every web host that shares the database shows it."""
+        return png_data_url(self.png) if self.png is not None else None
 
     def served_token(self):
         """Signed on the trial page as it is served, and posted back with the answer."""

@@ -6,22 +6,19 @@ imported by the views that use them: pandas, numpy and matplotlib load with the 
 request, not with every web process.
 """
 
-import base64
+import logging
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from .models import Stimulus, StimulusImage, Study
-from .views import stimulus_png
+from .models import Stimulus, StimulusImage, Study, png_data_url
+
+logger = logging.getLogger(__name__)
 
 
 def include_excluded(request):
     return request.GET.get("include_excluded") == "1"
-
-
-def data_uri(png):
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def table(frame):
@@ -100,7 +97,7 @@ def grade_charts(summary):
         found.append(("Generated, by condition",
                       charts.grade_shares_png(by_condition, by_condition["condition"].tolist(),
                                               "Generated sketches, by condition")))
-    return [(title, data_uri(png)) for title, png in found]
+    return [(title, png_data_url(png)) for title, png in found]
 
 
 def sketches(study, items):
@@ -112,7 +109,7 @@ def sketches(study, items):
     found = []
     for item in records(items):
         png = images.get(item["stimulus"])
-        item["image"] = data_uri(bytes(png)) if png is not None else None
+        item["image"] = png_data_url(bytes(png)) if png is not None else None
         found.append(item)
     return found
 
@@ -120,7 +117,11 @@ def sketches(study, items):
 @staff_member_required
 def stimulus_image(request, public_id):
     stimulus = get_object_or_404(Stimulus, public_id=public_id)
-    return stimulus_png(stimulus.public_id, stimulus.png)
+    png = stimulus.png
+    if png is None:
+        logger.error("Stimulus %s has no image", stimulus.public_id)
+        raise Http404
+    return HttpResponse(png, content_type="image/png")
 
 
 def csv_response(frame, filename):

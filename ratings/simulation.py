@@ -2,7 +2,7 @@
 
 Each one goes through the participant pages over HTTP as a browser would: the recruitment link
 with its ids, consent, the drawing task if the study has one (a wobbly circle for every prompt),
-instructions, every sketch (its image fetched, its answer posted with the form's CSRF token) and
+instructions, every sketch (its image on its page, its answer posted with the form's CSRF token) and
 the finish page. So a dry run goes through the same views, checks and
 database writes as a real session; only the grades come from a policy instead of a person.
 """
@@ -30,6 +30,7 @@ PID_PREFIX = Participant.SIMULATED_PID_PREFIX
 RESPONSE_MS = (500, 5000)  # simulated answers take half a second to five seconds
 DRAWING_MS = (1500, 5000)  # and drawings a second and a half to five, within the study's time limit
 DRAWING_POINTS = 30
+PNG_DATA_URL = "data:image/png;base64,"
 TIMEOUT_S = 30
 
 
@@ -210,7 +211,7 @@ class Simulation:
             instructions = expect(page, self.url("instructions"), step)
             page = self.transport.post(self.url("instructions"), instructions.fields)
             while page.path == self.url("trial"):
-                page = self.answer(expect(page, self.url("trial"), "A sketch"))
+                page = self.answer(expect(page, self.url("trial"), "A sketch"), pid)
             step = "The last answer"
         expect(page, self.url("done"), step)
         return pid
@@ -228,18 +229,18 @@ class Simulation:
             ts.append(round(duration * i / (DRAWING_POINTS - 1)))
         return self.transport.post(self.url("draw"), {**page.fields, "strokes": json.dumps([[xs, ys, ts]])})
 
-    def answer(self, trial):
+    def answer(self, trial, pid):
         """Look at the sketch and post a grade for it; returns the page that follows."""
-        image = self.transport.get(trial.sketch)
-        if image.status != 200 or not image.body.startswith(b"\x89PNG"):
-            raise SimulationError(f"The sketch {trial.sketch} did not load (HTTP {image.status})")
+        position = trial.fields.get("position")
+        if not (trial.sketch or "").startswith(PNG_DATA_URL):
+            raise SimulationError(f"Sketch {position} did not show: its page carries no image")
         # The truth, looked up server-side for the policies that need it (a researcher's tool).
-        image_key = trial.sketch.rsplit("/", 1)[-1].removesuffix(".png")
-        source = (Assignment.objects.filter(image_key=image_key, participant__study=self.study)
+        source = (Assignment.objects.filter(participant__study=self.study, participant__prolific_pid=pid,
+                                            position=position)
                   .values_list("stimulus__source", flat=True).first())
         if source is None:
-            raise SimulationError(f"The sketch {trial.sketch} is not a stimulus of study {self.study.slug} in "
-                                  "this database: is the server using another one?")
+            raise SimulationError(f"Sketch {position} is not one of participant {pid}'s in study {self.study.slug} "
+                                  "in this database: is the server using another one?")
         answer = {**trial.fields, "grade": self.grade(source, self.rng),
                   "response_ms": self.rng.randint(*RESPONSE_MS)}
         return self.transport.post(self.url("trial"), answer)

@@ -1,5 +1,4 @@
-"""Participant-facing URLs. Nothing here names a stimulus's source or category: an image is
-addressed by a random key of the participant's assignment only."""
+"""Participant-facing URLs. Nothing here names a stimulus: a trial page carries its sketch in itself."""
 
 from django.urls import path
 
@@ -16,5 +15,4 @@ urlpatterns = [
     path("s/<slug:slug>/instructions/", views.instructions, name="instructions"),
     path("s/<slug:slug>/trial/", views.trial, name="trial"),
     path("s/<slug:slug>/done/", views.done, name="done"),
-    path("i/<slug:image_key>.png", views.image, name="image"),
 ]

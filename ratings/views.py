@@ -13,7 +13,6 @@ import logging
 
 from django.conf import settings
 from django.core import signing
-from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -226,7 +225,15 @@ def trial(request, slug):
     study = participant.study
     if request.method == "POST":
         return grade(request, study, participant, next_up)
-    context = {"study": study, "assignment": next_up, "grades": Rating.Grade.choices,
+    return trial_page(request, study, next_up)
+
+
+def trial_page(request, study, assignment):
+    if assignment.png is None:
+        # The participant sees the page's own message for a sketch that does not show (and can
+        # reload); the researcher must learn that a sketch of theirs cannot be shown.
+        logger.error("Stimulus %s has no image", assignment.stimulus.public_id)
+    context = {"study": study, "assignment": assignment, "grades": Rating.Grade.choices,
                "buttons_open_ms": Rating.BUTTONS_OPEN_MS}
     return render(request, "ratings/trial.html", context)
 
@@ -256,7 +263,12 @@ def grade(request, study, participant, next_up):
                 return message(request, 409, "That sketch was answered already",
                                "You answered it in another tab or window, and that answer counts: this one was not "
                                "recorded. Please go on with the study here.", back, "Go on with the study", study)
-            return redirect("ratings:done" if participant.finished else "ratings:trial", study.slug)
+            # The answer's response is the next sketch's page: one request per sketch, not a
+            # redirect and then the page. (The page makes a reload of it a plain GET.)
+            following = None if participant.finished else Assignment.next_unrated(participant_id=participant.pk)
+            if following is None:
+                return redirect("ratings:done" if participant.finished else "ratings:trial", study.slug)
+            return trial_page(request, study, following)
     except OutOfOrder:
         return message(request, 409, "That sketch is not the next one",
                        "Nothing was recorded. Please continue with the sketch the study shows you.",
@@ -274,25 +286,3 @@ def done(request, study, participant):
     if participant is None or not participant.finished:
         return resume(study, participant)
     return render(request, "ratings/done.html", {"study": study})
-
-
-@require_safe
-def image(request, image_key):
-    """The image of one assignment, for the browser of the participant it is assigned to."""
-    found = Assignment.image_shown(image_key, list(participant_tokens(request).values()))
-    if found is None:
-        raise Http404
-    return stimulus_png(*found)
-
-
-def stimulus_png(public_id, png):
-    """A stimulus's PNG response. No Last-Modified or ETag: creation times differ between batches
-    and would tell real from generated. Every image gets the same headers."""
-    if png is None:
-        # The participant sees the page every missing image gets (and can try again); the
-        # researcher must learn that a sketch of theirs cannot be shown.
-        logger.error("Stimulus %s has no image", public_id)
-        raise Http404
-    response = HttpResponse(png, content_type="image/png")
-    response["Cache-Control"] = "private, max-age=86400"
-    return response

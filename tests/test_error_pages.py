@@ -1,7 +1,6 @@
 """Error pages, as a deployment shows them (DEBUG off): in the study's plain style, saying what to
 do next, and nothing about the request, so nothing about a stimulus."""
 
-import logging
 import re
 import socket
 
@@ -10,7 +9,7 @@ from django.db import OperationalError, connection
 from django.test import Client
 from django.urls import reverse
 
-from ratings.models import Assignment, Participant, Rating, Stimulus, StimulusImage
+from ratings.models import Assignment, Participant, Rating
 from tests.participant_steps import shown_fields, shown_position, start, url
 
 
@@ -46,21 +45,6 @@ def test_a_method_a_page_does_not_take_gets_the_plain_page(client, study, method
     page = study_page(response, 405, "Bad request")
     assert "Please follow the link you were given again" in page
     assert response["Allow"] == allowed
-
-
-def test_image_404s_are_one_page_that_says_nothing_about_the_sketch(client, study):
-    participant = start(client, study)
-    shown = participant.assignments.first()
-    someone_elses = start(Client(), study).assignments.first()
-    StimulusImage.objects.filter(stimulus=shown.stimulus).delete()
-    unknown, unassigned, missing = (client.get(path) for path in (
-        "/i/nope.png", someone_elses.get_absolute_url(), shown.get_absolute_url()))
-    page = study_page(unknown, 404, "Page not found")
-    assert unassigned.content == missing.content == unknown.content
-    for assignment in (shown, someone_elses):
-        stimulus = assignment.stimulus
-        for detail in (assignment.image_key, stimulus.public_id, stimulus.source, stimulus.category):
-            assert detail not in page
 
 
 def test_an_expired_form(study):
@@ -105,21 +89,6 @@ def test_an_expired_form_outside_a_study_has_no_study_link():
     assert "Back to the study" not in page and "reload" not in said(page)
 
 
-def test_a_missing_image_is_logged_for_the_researcher(client, study, caplog):
-    participant = start(client, study)
-    assignment = participant.assignments.first()
-    shown = assignment.stimulus
-    StimulusImage.objects.filter(stimulus=shown).delete()
-    with caplog.at_level(logging.ERROR, logger="ratings"):
-        client.get("/i/nope.png")  # unknown or unassigned ids are no fault of the study's
-        assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
-        response = client.get(assignment.get_absolute_url())
-    assert response.status_code == 404
-    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
-    assert len(errors) == 1 and errors[0].name == "ratings.views"
-    assert errors[0].getMessage() == f"Stimulus {shown.public_id} has no image"
-
-
 def test_a_server_fault_on_a_trial(study, monkeypatch):
     browser = Client(raise_request_exception=False)
     participant = start(browser, study)
@@ -152,12 +121,11 @@ def connection_cut(execute, sql, params, many, context):
 
 def test_a_database_out_of_reach_gets_a_page_that_tries_again_by_itself(study):
     browser = Client(raise_request_exception=False)
-    participant = start(browser, study)
+    start(browser, study)
     page = shown_fields(browser, study)
-    image = participant.assignments.first().get_absolute_url()
     with connection.execute_wrapper(connection_cut):
         responses = [browser.post(url("trial", study), {**page, "grade": "real", "response_ms": 900}),
-                     browser.get(url("trial", study)), browser.get(image), browser.get(url("landing", study))]
+                     browser.get(url("trial", study)), browser.get(url("landing", study))]
     for response in responses:
         text = study_page(response, 503, "One moment, please")
         assert response["Retry-After"] == "3" and '<meta http-equiv="refresh" content="3">' in text

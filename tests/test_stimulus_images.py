@@ -1,60 +1,56 @@
-"""Stimulus images: a participant's at addresses of their own (one random key per assignment, so no
-two participants share an image address), served only to their browser; staff's by the stimulus's
-random id. Addresses and headers say nothing about a sketch's source or category."""
+"""Stimulus images: a participant's are inside their trial pages (no address to share, compare or
+guess); staff's by the stimulus's random id. Nothing says anything about a sketch's source or
+category."""
 
+import base64
+import logging
 import re
 
 import pytest
 from django.test import Client
 
 from ratings.models import Stimulus, StimulusImage
-from tests.participant_steps import start
+from tests.participant_steps import answer, url
 
 
-def test_a_participant_gets_the_images_assigned_to_them(client, participant):
+def shown_png(response):
+    found = re.findall(r'<img id="sketch" class="sketch" src="data:image/png;base64,([^"]+)"', response.content.decode())
+    assert len(found) == 1
+    return base64.b64decode(found[0])
+
+
+def test_each_trial_page_carries_the_sketch_assigned_there(client, study, participant):
+    page = client.get(url("trial", study))
     for assignment in participant.assignments.select_related("stimulus"):
-        response = client.get(assignment.get_absolute_url())
-        assert response.status_code == 200 and response["Content-Type"] == "image/png"
-        assert response.content == assignment.stimulus.png
+        assert page.context["assignment"].position == assignment.position
+        assert shown_png(page) == assignment.stimulus.png
+        page = answer(client, study)
+    assert page.status_code == 302 and page["Location"] == url("done", study)
 
 
-def test_no_two_participants_share_an_image_address(client, study, participant):
-    other = Client()
-    other_participant = start(other, study)
-    shared = set(participant.assignments.values_list("stimulus", flat=True)) & set(
-        other_participant.assignments.values_list("stimulus", flat=True))
-    assert shared  # the attention check at least: both get the study's one
-    mine = {a.stimulus_id: a.get_absolute_url() for a in participant.assignments.all()}
-    theirs = {a.stimulus_id: a.get_absolute_url() for a in other_participant.assignments.all()}
-    assert not set(mine.values()) & set(theirs.values())
-    for stimulus in shared:
-        assert client.get(theirs[stimulus]).status_code == 404  # the same sketch, at their address
-        assert other.get(theirs[stimulus]).status_code == 200
-        assert other.get(mine[stimulus]).status_code == 404
-
-
-def test_images_need_the_participants_browser(study, participant):
-    assignment = participant.assignments.first()
-    assert Client().get(assignment.get_absolute_url()).status_code == 404
-    assert Client().get(assignment.stimulus.get_absolute_url()).status_code == 302  # staff's: the login
+def test_a_trial_page_addresses_no_image(client, study, participant):
+    """No src but the sketch's own data, no link to an image: nothing two participants could compare
+    or a third could ask for."""
+    page = client.get(url("trial", study)).content.decode()
+    assert re.findall(r'\ssrc="([^"]*)"', page) == [re.search(r'src="(data:image/png;base64,[^"]+)"', page).group(1)]
+    assert ".png" not in page
 
 
 @pytest.mark.parametrize("path", ["/i/nope.png", "/i/.png", "/i/../pilot.png", "/i/a%00b.png"])
-def test_unknown_images_are_not_found(client, participant, path):
+def test_there_are_no_participant_image_addresses(client, participant, path):
     assert client.get(path).status_code == 404
-
-
-def test_a_stimulus_without_its_image_is_not_found_rather_than_an_error(client, participant):
-    assignment = participant.assignments.first()
-    StimulusImage.objects.filter(stimulus=assignment.stimulus).delete()
-    assert client.get(assignment.get_absolute_url()).status_code == 404
 
 
 def test_staff_see_every_image_by_its_stimulus(client, study, django_user_model):
     client.force_login(django_user_model.objects.create_user("researcher", password="x", is_staff=True))
     for stimulus in Stimulus.objects.filter(study=study):
         response = client.get(stimulus.get_absolute_url())
-        assert response.status_code == 200 and response.content == stimulus.png
+        assert response.status_code == 200 and response["Content-Type"] == "image/png"
+        assert response.content == stimulus.png
+
+
+def test_images_by_stimulus_need_a_login(study, participant):
+    assert Client().get(participant.assignments.first().stimulus.get_absolute_url()).status_code == 302
 
 
 def test_people_who_are_not_staff_get_no_image_by_its_stimulus(client, participant, django_user_model):
@@ -63,27 +59,18 @@ def test_people_who_are_not_staff_get_no_image_by_its_stimulus(client, participa
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
 
 
-def test_images_take_no_posts(client, participant):
-    assert client.post(participant.assignments.first().get_absolute_url()).status_code == 405
+def test_a_stimulus_without_its_image_is_not_found_by_staff_and_logged(client, study, django_user_model, caplog):
+    client.force_login(django_user_model.objects.create_user("researcher", password="x", is_staff=True))
+    stimulus = Stimulus.objects.filter(study=study).first()
+    StimulusImage.objects.filter(stimulus=stimulus).delete()
+    with caplog.at_level(logging.ERROR, logger="ratings"):
+        assert client.get(stimulus.get_absolute_url()).status_code == 404
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        f"Stimulus {stimulus.public_id} has no image"]
 
 
-def test_image_headers_are_the_same_for_every_kind_of_sketch(client, participant):
-    headers = {}
-    for source in Stimulus.Source.values:
-        response = client.get(participant.assignments.filter(stimulus__source=source).first().get_absolute_url())
-        headers[source] = {k: v for k, v in response.headers.items() if k != "Content-Length"}
-    assert headers["real"] == headers["generated"] == headers["attention"]
-    assert "Last-Modified" not in headers["real"] and "ETag" not in headers["real"]
-
-
-def test_image_urls_carry_only_a_random_id(participant):
+def test_staff_image_addresses_carry_only_a_random_id(participant):
     for assignment in participant.assignments.select_related("stimulus"):
-        assert assignment.get_absolute_url() == f"/i/{assignment.image_key}.png"
-        assert re.fullmatch(r"[A-Za-z0-9_-]{16}", assignment.image_key)
-        assert assignment.stimulus.get_absolute_url() == f"/researcher/images/{assignment.stimulus.public_id}.png"
-
-
-def test_an_image_costs_one_query(client, participant, django_assert_max_num_queries):
-    image = participant.assignments.first().get_absolute_url()
-    with django_assert_max_num_queries(1):
-        assert client.get(image).status_code == 200
+        stimulus = assignment.stimulus
+        assert stimulus.get_absolute_url() == f"/researcher/images/{stimulus.public_id}.png"
+        assert re.fullmatch(r"[A-Za-z0-9_-]{16}", stimulus.public_id)

@@ -1,6 +1,8 @@
 """The trial page and the answers posted to it: what is stored, and that tampered, repeated or
 unreadable posts store nothing and never get a 500."""
 
+import base64
+import logging
 import re
 
 import pytest
@@ -10,16 +12,17 @@ from hypothesis import strategies as st
 
 from ratings import models
 from ratings.forms import MAX_RESPONSE_MS
-from ratings.models import Assignment, Rating, Stimulus
+from ratings.models import Assignment, Rating, Stimulus, StimulusImage
 from tests.participant_steps import answer, shown_fields, shown_position, start, url
 
 
 def test_the_trial_page_shows_one_sketch_three_buttons_and_the_progress(client, study, participant):
     response = client.get(url("trial", study))
     page = response.content.decode()
-    first = participant.assignments.get(position=1)
+    first = participant.assignments.select_related("stimulus").get(position=1)
     assert page.count("<img ") == 1
-    assert f'src="/i/{first.image_key}.png" alt="sketch"' in page
+    shown = re.search(r'<img id="sketch" class="sketch" src="data:image/png;base64,([^"]+)" alt="sketch"', page)
+    assert base64.b64decode(shown.group(1)) == first.stimulus.png
     buttons = re.findall(r'<button name="grade" value="(\w+)" aria-keyshortcuts="(\d)">([^<]+) <kbd', page)
     assert buttons == [("real", "1", "Real"), ("possibly_real", "2", "Possibly real"), ("fake", "3", "Fake")]
     assert "<span>1 / 5</span>" in page
@@ -33,29 +36,51 @@ def test_the_trial_page_names_the_sketch_number_for_screen_readers(client, study
     assert "<title>Sketch 2 of 5 – Sketch study</title>" in page
 
 
-def test_a_sketch_that_did_not_load_can_be_tried_again(client, study, participant):
-    """The message and its button wait, hidden, for the image's error; the button reloads the
-    image only (it is no answer: outside the form, type=button)."""
-    page = client.get(url("trial", study)).content.decode()
+def test_a_sketch_without_its_image_says_so_can_be_tried_again_and_is_logged(client, study, participant, caplog):
+    """The message and its button wait, hidden, for the image's error; the button asks for the page
+    again (it is no answer: outside the form, type=button). The researcher finds the missing image
+    in the log."""
+    first = participant.assignments.select_related("stimulus").get(position=1)
+    StimulusImage.objects.filter(stimulus=first.stimulus).delete()
+    with caplog.at_level(logging.ERROR, logger="ratings"):
+        response = client.get(url("trial", study))
+    page = response.content.decode()
+    assert response.status_code == 200 and '<img id="sketch" class="sketch" src="" alt="sketch"' in page
     error = re.search(r'<p id="load-error"[^>]*hidden>(.*?)</p>', page, re.S).group(1)
     assert "The sketch did not load." in error
     assert '<button id="retry" type="button">Try again</button>' in error
-    assert "reload the page" not in page
     form = re.search(r'<form id="trial".*?</form>', page, re.S).group(0)
     assert "retry" not in form
-    assert 'sketch.src = source + "?retry=" + Date.now()' in page
-    assert client.get(f"/i/{participant.assignments.get(position=1).image_key}.png?retry=123").status_code == 200
+    assert "location.reload()" in page
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        f"Stimulus {first.stimulus.public_id} has no image"]
 
 
-def test_an_answer_is_stored_with_its_time_and_the_next_sketch_follows(client, study, participant):
+def test_an_answer_is_stored_with_its_time_and_its_response_is_the_next_sketchs_page(client, study, participant):
     response = answer(client, study, "possibly_real", response_ms=2150)
-    assert response.status_code == 302 and response["Location"] == url("trial", study)
     rating = Rating.objects.get()
-    first = participant.assignments.get(position=1)
+    first, second = participant.assignments.select_related("stimulus")[:2]
     assert (rating.participant, rating.stimulus, rating.position, rating.grade, rating.response_ms) == (
         participant, first.stimulus, 1, "possibly_real", 2150)
+    assert response.status_code == 200 and response.context["assignment"].position == 2
+    page = response.content.decode()
+    assert "<span>2 / 5</span>" in page and 'name="position" value="2"' in page
+    assert base64.b64encode(second.stimulus.png).decode() in page
     assert shown_position(client, study) == 2
-    assert "<span>2 / 5</span>" in client.get(url("trial", study)).content.decode()
+
+
+def test_the_next_sketchs_page_makes_its_reload_a_plain_request_for_it(client, study, participant):
+    """The page that answers a post replaces that post in the browser's history: a reload asks for
+    the page again instead of sending the answer again."""
+    page = answer(client, study).content.decode()
+    assert 'history.replaceState(null, "", location.href);' in page
+
+
+def test_the_last_answer_leads_to_the_finish_page(client, study, participant):
+    for _ in range(4):
+        answer(client, study)
+    response = answer(client, study)
+    assert response.status_code == 302 and response["Location"] == url("done", study)
 
 
 def test_a_reload_shows_the_same_sketch(client, study, participant):
@@ -74,7 +99,8 @@ def test_an_answer_without_javascript_is_kept_without_the_browsers_time(client, 
 def test_the_same_answer_posted_twice_is_stored_once(client, study, participant):
     first = answer(client, study, "real", position=1)
     again = answer(client, study, "real", position=1)
-    assert first["Location"] == again["Location"] == url("trial", study)
+    assert first.status_code == again.status_code == 200
+    assert first.context["assignment"].position == again.context["assignment"].position == 2
     assert Rating.objects.count() == 1
     assert shown_position(client, study) == 2
 
@@ -123,7 +149,7 @@ def test_a_double_post_racing_its_twin_stores_one_rating(client, study, particip
 
     monkeypatch.setattr(Assignment, "next_unrated", staticmethod(racing_next_unrated))
     response = answer(client, study, "real", position=position)
-    assert response.status_code == 302
+    assert response.status_code == (302 if last else 200)
     assert participant.ratings.filter(position=position).count() == 1
 
 
@@ -174,7 +200,7 @@ def test_an_answer_needs_the_csrf_token(study):
     assert browser.post(url("trial", study), {**data, "csrfmiddlewaretoken": "x" * 64}).status_code == 403
     assert not Rating.objects.exists()
     token = csrf_token(browser.get(url("trial", study)))
-    assert browser.post(url("trial", study), {**data, "csrfmiddlewaretoken": token}).status_code == 302
+    assert browser.post(url("trial", study), {**data, "csrfmiddlewaretoken": token}).status_code == 200
     assert Rating.objects.count() == 1
 
 
@@ -207,8 +233,8 @@ def test_attention_checks_are_answered_like_any_sketch(client, study, participan
 
 
 def test_the_trial_page_looks_the_same_for_every_kind_of_sketch(client, study, participant):
-    """Apart from the image's random id, the position and the CSRF token, every trial page is the
-    same page: nothing in it depends on a sketch's source or category."""
+    """Apart from the image itself, the position and the CSRF token, every trial page is the same
+    page: nothing in it depends on a sketch's source or category."""
     pages = {}
     for assignment in participant.assignments.select_related("stimulus"):
         page = client.get(url("trial", study)).content.decode()
@@ -222,7 +248,7 @@ def test_the_trial_page_looks_the_same_for_every_kind_of_sketch(client, study, p
 
 
 def neutral(page, assignment):
-    page = page.replace(assignment.image_key, "ID")
+    page = re.sub(r'src="data:image/png;base64,[^"]+"', "IMAGE", page)
     page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "TOKEN", page)
     page = re.sub(r'name="served" value="[^"]+"', "SERVED", page)
     page = page.replace(f'<progress value="{assignment.position}"', "<progress value=N")
@@ -262,12 +288,12 @@ def test_an_answer_keeps_the_servers_time_from_the_page_to_the_answer(client, st
     monkeypatch.setattr(models, "now_ms", lambda: clock[0])
     page = shown_fields(client, study)
     clock[0] += 2500
-    assert client.post(url("trial", study), {**page, "grade": "real", "response_ms": 2100}).status_code == 302
+    assert client.post(url("trial", study), {**page, "grade": "real", "response_ms": 2100}).status_code == 200
     assert Rating.objects.values_list("response_ms", "server_ms").get() == (2100, 2500)
 
 
 def test_an_answer_without_the_pages_timestamp_is_kept_without_the_servers_time(client, study, participant):
-    assert client.post(url("trial", study), {"position": 1, "grade": "real", "response_ms": 900}).status_code == 302
+    assert client.post(url("trial", study), {"position": 1, "grade": "real", "response_ms": 900}).status_code == 200
     assert Rating.objects.values_list("response_ms", "server_ms").get() == (900, None)
 
 
@@ -291,11 +317,12 @@ def test_the_trial_page_costs_one_query(client, study, participant, django_asser
         assert client.get(url("trial", study)).status_code == 200
 
 
-def test_an_answer_costs_a_look_up_and_an_insert(client, study, participant, django_assert_max_num_queries):
+def test_an_answer_costs_two_look_ups_and_an_insert(client, study, participant, django_assert_max_num_queries):
     page = shown_fields(client, study)
-    # In a test's transaction the insert's atomic block is a savepoint: two queries more.
-    with django_assert_max_num_queries(4):
-        assert client.post(url("trial", study), {**page, "grade": "real", "response_ms": 900}).status_code == 302
+    # The item answered, the insert, the next item. In a test's transaction the insert's atomic
+    # block is a savepoint: two queries more.
+    with django_assert_max_num_queries(5):
+        assert client.post(url("trial", study), {**page, "grade": "real", "response_ms": 900}).status_code == 200
     for _ in range(3):
         answer(client, study)
     page = shown_fields(client, study)
