@@ -153,6 +153,24 @@ def test_a_double_post_racing_its_twin_stores_one_rating(client, study, particip
     assert participant.ratings.filter(position=position).count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_double_post_outside_a_transaction_stores_one_rating_and_goes_on(client, study, participant, monkeypatch):
+    """As a server runs (autocommit, no transaction around the request): the twin's insert fails on
+    its own, and the answer's response is still the next sketch's page."""
+    twin = participant.assignments.get(position=1)
+    look_up_next = Assignment.next_unrated
+
+    def racing_next_unrated(**found_by):
+        found = look_up_next(**found_by)
+        Rating.objects.get_or_create(participant=participant, stimulus=twin.stimulus, grade="real", position=1)
+        return found
+
+    monkeypatch.setattr(Assignment, "next_unrated", staticmethod(racing_next_unrated))
+    response = answer(client, study, "real", position=1)
+    assert response.status_code == 200 and response.context["assignment"].position == 2
+    assert participant.ratings.filter(position=1).count() == 1
+
+
 def test_a_sketch_not_shown_yet_cannot_be_answered(client, study, participant):
     response = answer(client, study, position=3)
     assert response.status_code == 409
