@@ -634,14 +634,16 @@ class Assignment(models.Model):
           AND NOT EXISTS (SELECT 1 FROM ratings_rating r
                           WHERE r.participant_id = a.participant_id AND r.stimulus_id = a.stimulus_id)
         ORDER BY a.position
-        LIMIT 1"""
+        LIMIT {limit}"""
 
     @classmethod
-    def next_unrated(cls, participant_id=None, tokens=(), slug=None):
+    def next_unrated(cls, participant_id=None, tokens=(), slug=None, with_following=False):
         """The first unrated assignment of a participant, given by id or by their tokens and study
         slug (a browser's cookie), with `total` (their number of items), `png` (its stimulus's
         image, None if it has none) and its participant and study (those fields only that the pages
-        use; others load when asked for); None when all are rated or there is no such participant."""
+        use; others load when asked for); None when all are rated or there is no such participant.
+        `with_following`: the same query also brings the unrated one after it, as `following` (or
+        None), which is the next one once this one is rated: an answer's page needs no second look-up."""
         if participant_id is not None:
             participant, params = "p.id = %s", [participant_id]
         elif tokens:
@@ -650,10 +652,18 @@ class Assignment(models.Model):
         else:
             return None
         with connection.cursor() as cursor:
-            cursor.execute(cls.NEXT_UNRATED_SQL.format(participant=participant), params)
-            row = cursor.fetchone()
-        if row is None:
+            sql = cls.NEXT_UNRATED_SQL.format(participant=participant, limit=2 if with_following else 1)
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if not rows:
             return None
+        assignment = cls._from_row(rows[0])
+        if with_following:
+            assignment.following = cls._from_row(rows[1]) if len(rows) > 1 else None
+        return assignment
+
+    @classmethod
+    def _from_row(cls, row):
         pk, participant_pk, stimulus_pk, position, total, token, finished, study_pk, slug, title, png = row
         study = Study.from_db(connection.alias, ["id", "slug", "title"], [study_pk, slug, title])
         owner = Participant.from_db(connection.alias, ["id", "study_id", "token", "finished"],

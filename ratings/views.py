@@ -217,8 +217,9 @@ def instructions(request, study, participant):
 @never_cache
 def trial(request, slug):
     """The next sketch, and the answers to it: one query finds the participant, their study and
-    their next item."""
-    next_up = Assignment.next_unrated(tokens=list(participant_tokens(request).values()), slug=slug)
+    their next item (and, for an answer, the one after it)."""
+    next_up = Assignment.next_unrated(tokens=list(participant_tokens(request).values()), slug=slug,
+                                      with_following=request.method == "POST")
     if next_up is None:
         return trial_without_item(request, slug)
     participant = next_up.participant
@@ -264,9 +265,10 @@ def grade(request, study, participant, next_up):
                                "You answered it in another tab or window, and that answer counts: this one was not "
                                "recorded. Please go on with the study here.", back, "Go on with the study", study)
             # The answer's response is the next sketch's page: one request per sketch, not a
-            # redirect and then the page. (The page makes a reload of it a plain GET.)
-            following = None if participant.finished else Assignment.next_unrated(participant_id=participant.pk)
-            if following is None:
+            # redirect and then the page. (The page makes a reload of it a plain GET.) A repeat of
+            # an earlier answer leaves next_up still to answer.
+            following = next_up.following if answer["position"] == next_up.position else next_up
+            if participant.finished or following is None:
                 return redirect("ratings:done" if participant.finished else "ratings:trial", study.slug)
             return trial_page(request, study, following)
     except OutOfOrder:
