@@ -1,5 +1,8 @@
 """Command-line options that the study's commands share, each defined once: --study and its look-up,
-counts of at least one, and the options of the results (study_report, export_ratings --summary)."""
+an --out file, counts of at least one, and the options of the results (study_report, export_ratings
+--summary)."""
+
+from pathlib import Path
 
 from django.core.management.base import CommandError
 
@@ -27,6 +30,16 @@ def existing_study(slug):
         there = f"the studies are: {', '.join(slugs)}" if slugs else "there are no studies yet"
         raise CommandError(f"No study with slug {slug!r}; {there}.")
     return study
+
+
+def output_file(path, study, suffix):
+    """--out as a Path: a file whose folder exists; a clear error for a folder or a missing one."""
+    out = Path(path)
+    if out.is_dir():
+        raise CommandError(f"--out {out} is a folder; give a file name, e.g. {out / (study.slug + suffix)}")
+    if not out.parent.is_dir():
+        raise CommandError(f"The folder {out.parent} does not exist.")
+    return out
 
 
 def add_results_arguments(parser, applies_to=""):

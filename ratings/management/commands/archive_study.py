@@ -1,11 +1,9 @@
 """archive_study: write a study to one zip file, for publication and safe keeping."""
 
-from pathlib import Path
-
 from django.core.management.base import BaseCommand, CommandError
 
 from ratings.archive import write_archive
-from ratings.management.options import add_study_argument, existing_study
+from ratings.management.options import add_study_argument, existing_study, output_file
 
 
 class Command(BaseCommand):
@@ -23,11 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         study = existing_study(opts["study"])
-        out = Path(opts["out"])
-        if out.is_dir():
-            raise CommandError(f"--out {out} is a folder; give a file name, e.g. {out / (study.slug + '.zip')}")
-        if not out.parent.is_dir():
-            raise CommandError(f"The folder {out.parent} does not exist.")
+        out = output_file(opts["out"], study, ".zip")
         try:
             manifest = write_archive(study, out)
         except OSError as error:

@@ -1,11 +1,9 @@
 """export_ratings: write a study's ratings, summary or participants as CSV."""
 
-from pathlib import Path
-
 from django.core.management.base import BaseCommand, CommandError
 
 from generator.files import atomic_write
-from ratings.management.options import add_results_arguments, existing_study
+from ratings.management.options import add_results_arguments, existing_study, output_file
 from ratings.stats.exports import csv_text, participants_table, tidy_ratings
 from ratings.stats.frame import ratings_frame
 from ratings.stats.results import study_results
@@ -33,11 +31,7 @@ class Command(BaseCommand):
             raise CommandError("--include-excluded applies to --summary; the ratings file always has every "
                                "rating, with its exclusion in the 'exclusion' column.")
         study = existing_study(opts["study"])
-        out = Path(opts["out"])
-        if out.is_dir():
-            raise CommandError(f"--out {out} is a folder; give a file name, e.g. {out / (study.slug + '.csv')}")
-        if not out.parent.is_dir():
-            raise CommandError(f"The folder {out.parent} does not exist.")
+        out = output_file(opts["out"], study, ".csv")
 
         if opts["summary"]:
             table = study_results(study, include_excluded=opts["include_excluded"],
