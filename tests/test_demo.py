@@ -81,8 +81,11 @@ def test_demo_makes_a_study_of_another_folders_checkpoints(checkpoints, fixture_
     assert "Researcher:   http://127.0.0.1:8000/researcher/shapes/" in out.getvalue()
 
     again = StringIO()
-    call_command("demo", "--no-server", "--checkpoints", str(folder), "--study", "shapes", stdout=again)
+    call_command("demo", "--no-server", "--checkpoints", str(folder), "--study", "shapes", "--addr", "0.0.0.0:9000",
+                 stdout=again)
     assert "The shapes study is made already (10 real and 10 generated sketches)" in again.getvalue()
+    # Served on every address: the links are the ones a browser on this machine opens.
+    assert "Researcher:   http://localhost:9000/researcher/shapes/" in again.getvalue()
     assert study.stimuli.exclude(source=Stimulus.Source.ATTENTION).count() == 20
 
 
@@ -99,3 +102,10 @@ def test_make_demo_serves_where_it_is_told(variables, address):
     commands = subprocess.run(["make", "-n", "demo", *variables], cwd=settings.BASE_DIR, capture_output=True,
                               text=True, check=True).stdout
     assert f"manage.py demo --addr {address}" in commands
+
+
+@pytest.mark.parametrize("addr, shown", [("127.0.0.1:8000", "127.0.0.1:8000"), ("0.0.0.0:9000", "localhost:9000"),
+                                         ("[::]:9000", "localhost:9000"), ("8001", "127.0.0.1:8001"),
+                                         ("study.example.org:80", "study.example.org:80")])
+def test_the_demo_links_name_an_address_a_browser_opens(addr, shown):
+    assert demo.browser_address(addr) == shown

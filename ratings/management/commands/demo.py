@@ -32,6 +32,15 @@ def checkpoints_in(folder):
     return paths, list(dict.fromkeys(c for path in paths for c in load_checkpoint(path)["config"]["categories"]))
 
 
+def browser_address(addr):
+    """Where a browser on this machine finds a server listening at `addr` (host:port, or a port
+    alone): a host of every address (0.0.0.0, [::]) is reached as localhost."""
+    host, _, port = addr.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]"):
+        host = "localhost" if host else "127.0.0.1"
+    return f"{host}:{port}"
+
+
 class Command(BaseCommand):
     help = (
         "The quick start: apply migrations, fetch the demo categories' data if missing, make the demo study from the committed demo checkpoints "
@@ -64,7 +73,7 @@ class Command(BaseCommand):
                          generated=sketches, stdout=self.stdout)
             study = Study.objects.get(slug=opts["study"])
         password = self.ensure_researcher()
-        base = f"http://{opts['addr']}"
+        base = f"http://{browser_address(opts['addr'])}"
         self.stdout.write("")
         self.stdout.write(f"Participants: {base}{study.get_absolute_url()}")
         self.stdout.write(f"Researcher:   {base}{reverse('results:study', args=[study.slug])}")
