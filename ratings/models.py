@@ -2,9 +2,8 @@
 participants, what each participant is shown, and their ratings.
 
 Nothing a participant can see (URLs, file names, image bytes) is derived from a stimulus's source
-or category: a participant's images are addressed by a random key per assignment (no two
-participants share an image URL), staff's by the stimulus's random `public_id`, and provenance
-stays in the database.
+or category: a participant's sketches come inside their trial pages, staff's images are addressed by
+the stimulus's random `public_id`, and provenance stays in the database.
 """
 
 import base64
@@ -417,7 +416,7 @@ class Stimulus(models.Model):
         return stimulus
 
     def get_absolute_url(self):
-        """The image's address for staff (participants get one per assignment)."""
+        """The image's address for staff (participants get theirs inside their trial pages)."""
         return reverse("results:image", args=[self.public_id])
 
     @property
@@ -611,6 +610,10 @@ class Assignment(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="assignments")
     stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="assignments")
     position = models.PositiveIntegerField()
+    # The image's address for this participant only, from when trial pages linked to their sketch.
+    # Kept, and the address served (views.image), so that workers and pages of that version go on
+    # working through a graceful reload; remove both in a later update (docs/deployment.md).
+    image_key = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
 
     class Meta:
         ordering = ["position"]
@@ -674,6 +677,23 @@ class Assignment(models.Model):
         assignment.participant, assignment.total = owner, total
         assignment.png = bytes(png) if png is not None else None
         return assignment
+
+    @staticmethod
+    def image_shown(image_key, tokens):
+        """(public id, PNG bytes or None) of the stimulus behind an image address, if one of these
+        participant tokens has it; None otherwise."""
+        if not tokens:
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(f"""
+                SELECT s.public_id, i.png
+                FROM ratings_assignment a
+                JOIN ratings_participant p ON p.id = a.participant_id
+                JOIN ratings_stimulus s ON s.id = a.stimulus_id
+                LEFT JOIN ratings_stimulusimage i ON i.stimulus_id = a.stimulus_id
+                WHERE a.image_key = %s AND p.token IN ({', '.join(['%s'] * len(tokens))})""", [image_key, *tokens])
+            row = cursor.fetchone()
+        return (row[0], bytes(row[1]) if row[1] is not None else None) if row else None
 
     def image_data_url(self):
         """The sketch as a data: URL, or None when its image is missing (next_unrated's `png`). The

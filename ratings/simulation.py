@@ -123,7 +123,7 @@ class ServerTransport:
 
 
 class PageReader(HTMLParser):
-    """What a simulated participant reads on a page: form fields, the sketch's address, the heading."""
+    """What a simulated participant reads on a page: form fields, the sketch (its data: URL), the heading."""
 
     def __init__(self, page):
         super().__init__()

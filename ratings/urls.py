@@ -1,4 +1,5 @@
-"""Participant-facing URLs. Nothing here names a stimulus: a trial page carries its sketch in itself."""
+"""Participant-facing URLs. Nothing here names a stimulus: a trial page carries its sketch in itself
+(an image address is a random key of one participant's assignment)."""
 
 from django.urls import path
 
@@ -15,4 +16,5 @@ urlpatterns = [
     path("s/<slug:slug>/instructions/", views.instructions, name="instructions"),
     path("s/<slug:slug>/trial/", views.trial, name="trial"),
     path("s/<slug:slug>/done/", views.done, name="done"),
+    path("i/<slug:image_key>.png", views.image, name="image"),  # pages of the previous version (views.image)
 ]

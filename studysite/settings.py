@@ -134,12 +134,15 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite ignores select_for_update: take the write lock when a transaction starts, so two
     # participants starting at once queue up instead of failing with "database is locked".
-    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20,
+                                       **DATABASES["default"].get("OPTIONS", {})}
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Every trial page and answer runs the same few queries: planned once per connection and kept
     # as prepared statements, each costs PostgreSQL about a fifth of its CPU time. (A pooler in
     # between must keep prepared statements: PgBouncer 1.21+ with max_prepared_statements set.)
-    DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 2}
+    # Options the URL gives (sslmode=...) come on top.
+    DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 2,
+                                       **DATABASES["default"].get("OPTIONS", {})}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -105,7 +105,8 @@ def test_make_demo_serves_where_it_is_told(variables, address):
 
 
 @pytest.mark.parametrize("addr, shown", [("127.0.0.1:8000", "127.0.0.1:8000"), ("0.0.0.0:9000", "localhost:9000"),
-                                         ("[::]:9000", "localhost:9000"), ("8001", "127.0.0.1:8001"),
+                                         ("[::]:9000", "localhost:9000"), ("0:9000", "localhost:9000"),
+                                         ("8001", "127.0.0.1:8001"),
                                          ("study.example.org:80", "study.example.org:80")])
 def test_the_demo_links_name_an_address_a_browser_opens(addr, shown):
     assert demo.browser_address(addr) == shown

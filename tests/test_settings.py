@@ -102,3 +102,19 @@ def default_key_after_a_barrier(_):
 
     time.sleep(0.2 - time.time() % 0.2)  # start together
     return settings_module.default_secret_key()
+
+
+def setting_with(name, **environment):
+    """A setting's value in a fresh process with these environment variables set."""
+    code = ("import os, json; os.environ['DJANGO_SETTINGS_MODULE'] = 'studysite.settings'; "
+            f"from django.conf import settings; print(json.dumps(settings.{name}))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **environment},
+                         capture_output=True, text=True, check=True)
+    return json.loads(run.stdout)
+
+
+def test_postgresql_keeps_prepared_statements_and_the_urls_own_options():
+    database = setting_with("DATABASES", DATABASE_URL="postgres://u:p@db.example.org/study?sslmode=verify-full")
+    options = database["default"]["OPTIONS"]
+    assert options["server_side_binding"] is True and options["prepare_threshold"] == 2
+    assert options["sslmode"] == "verify-full"  # TLS to a remote database is never dropped

@@ -1,16 +1,15 @@
 """Stimulus images: a participant's are inside their trial pages (no address to share, compare or
-guess); staff's by the stimulus's random id. Nothing says anything about a sketch's source or
-category."""
+guess; the previous version's per-assignment addresses still serve their own participant); staff's
+by the stimulus's random id. Nothing says anything about a sketch's source or category."""
 
 import base64
 import logging
 import re
 
-import pytest
 from django.test import Client
 
 from ratings.models import Stimulus, StimulusImage
-from tests.participant_steps import answer, url
+from tests.participant_steps import answer, start, url
 
 
 def shown_png(response):
@@ -36,9 +35,15 @@ def test_a_trial_page_addresses_no_image(client, study, participant):
     assert ".png" not in page
 
 
-@pytest.mark.parametrize("path", ["/i/nope.png", "/i/.png", "/i/../pilot.png", "/i/a%00b.png"])
-def test_there_are_no_participant_image_addresses(client, participant, path):
-    assert client.get(path).status_code == 404
+def test_a_previous_versions_image_address_still_serves_its_participant_only(client, study, participant):
+    """Pages of the version that linked to their sketch keep loading through a graceful reload."""
+    assignment = participant.assignments.select_related("stimulus").first()
+    response = client.get(f"/i/{assignment.image_key}.png")
+    assert response.status_code == 200 and response.content == assignment.stimulus.png
+    assert Client().get(f"/i/{assignment.image_key}.png").status_code == 404
+    start(Client(), study)
+    for path in ("/i/nope.png", "/i/.png", "/i/../pilot.png", "/i/a%00b.png"):
+        assert client.get(path).status_code == 404
 
 
 def test_staff_see_every_image_by_its_stimulus(client, study, django_user_model):

@@ -34,9 +34,9 @@ def checkpoints_in(folder):
 
 def browser_address(addr):
     """Where a browser on this machine finds a server listening at `addr` (host:port, or a port
-    alone): a host of every address (0.0.0.0, [::]) is reached as localhost."""
+    alone): a host of every address (0.0.0.0, its shorthand 0, [::]) is reached as localhost."""
     host, _, port = addr.rpartition(":")
-    if host in ("", "0.0.0.0", "[::]"):
+    if host in ("", "0", "0.0.0.0", "[::]"):
         host = "localhost" if host else "127.0.0.1"
     return f"{host}:{port}"
 
