@@ -380,6 +380,9 @@ class Run:
         except KeyboardInterrupt:
             if not mid_step and self.saved_step != self.step:
                 self.save_last()
+            # A group stops after the same step on every rank: they leave together, as a rank that
+            # tears the group down while another is still saving can make gloo abort that one.
+            distributed.barrier()
             raise
         distributed.barrier()  # rank 0's files are written when `train` returns on any rank
 
