@@ -426,9 +426,12 @@ class Stimulus(models.Model):
         return bytes(png) if png is not None else None
 
 
+PNG_DATA_URL = "data:image/png;base64,"
+
+
 def png_data_url(png):
     """A PNG as a data: URL, for a page that carries its images itself."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return PNG_DATA_URL + base64.b64encode(png).decode("ascii")
 
 
 class StimulusImage(models.Model):

@@ -24,13 +24,12 @@ from django.urls import reverse
 
 from .attention import EXPECTED_GRADE
 from .drawing import CANVAS_UNITS
-from .models import Assignment, Drawing, Participant, Rating, Stimulus
+from .models import PNG_DATA_URL, Assignment, Drawing, Participant, Rating, Stimulus
 
 PID_PREFIX = Participant.SIMULATED_PID_PREFIX
 RESPONSE_MS = (500, 5000)  # simulated answers take half a second to five seconds
 DRAWING_MS = (1500, 5000)  # and drawings a second and a half to five, within the study's time limit
 DRAWING_POINTS = 30
-PNG_DATA_URL = "data:image/png;base64,"
 TIMEOUT_S = 30
 
 
