@@ -115,7 +115,8 @@ def archive_files(study):
         "stimuli.csv": stimuli_table(study).encode(),
         "data.json": json.dumps({"format": FORMAT, **study_rows(study)}, indent=1).encode(),
     }
-    for public_id, png in StimulusImage.objects.filter(stimulus__study=study).values_list("stimulus__public_id", "png"):
+    for public_id, png in (StimulusImage.objects.filter(stimulus__study=study).order_by("stimulus")
+                            .values_list("stimulus__public_id", "png")):
         files[f"stimuli/{public_id}.png"] = bytes(png)
     files["manifest.json"] = json.dumps({
         "format": FORMAT, "study": study.slug, "archived": timezone.now().isoformat(), "code_version": code_version(),

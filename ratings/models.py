@@ -613,10 +613,6 @@ class Assignment(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="assignments")
     stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="assignments")
     position = models.PositiveIntegerField()
-    # The image's address for this participant only, from when trial pages linked to their sketch.
-    # Kept, and the address served (views.image), so that workers and pages of that version go on
-    # working through a graceful reload; remove both in a later update (docs/deployment.md).
-    image_key = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
 
     class Meta:
         ordering = ["position"]
@@ -680,23 +676,6 @@ class Assignment(models.Model):
         assignment.participant, assignment.total = owner, total
         assignment.png = bytes(png) if png is not None else None
         return assignment
-
-    @staticmethod
-    def image_shown(image_key, tokens):
-        """(public id, PNG bytes or None) of the stimulus behind an image address, if one of these
-        participant tokens has it; None otherwise."""
-        if not tokens:
-            return None
-        with connection.cursor() as cursor:
-            cursor.execute(f"""
-                SELECT s.public_id, i.png
-                FROM ratings_assignment a
-                JOIN ratings_participant p ON p.id = a.participant_id
-                JOIN ratings_stimulus s ON s.id = a.stimulus_id
-                LEFT JOIN ratings_stimulusimage i ON i.stimulus_id = a.stimulus_id
-                WHERE a.image_key = %s AND p.token IN ({', '.join(['%s'] * len(tokens))})""", [image_key, *tokens])
-            row = cursor.fetchone()
-        return (row[0], bytes(row[1]) if row[1] is not None else None) if row else None
 
     def image_data_url(self):
         """The sketch as a data: URL, or None when its image is missing (next_unrated's `png`). The

@@ -16,5 +16,4 @@ urlpatterns = [
     path("s/<slug:slug>/instructions/", views.instructions, name="instructions"),
     path("s/<slug:slug>/trial/", views.trial, name="trial"),
     path("s/<slug:slug>/done/", views.done, name="done"),
-    path("i/<slug:image_key>.png", views.image, name="image"),  # pages of the previous version (views.image)
 ]

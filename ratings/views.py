@@ -13,7 +13,6 @@ import logging
 
 from django.conf import settings
 from django.core import signing
-from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -289,15 +288,3 @@ def done(request, study, participant):
     if participant is None or not participant.finished:
         return resume(study, participant)
     return render(request, "ratings/done.html", {"study": study})
-
-
-@require_safe
-def image(request, image_key):
-    """A sketch at the address a trial page of the previous version linked to (Assignment.image_key),
-    for the browser of the participant it is assigned to."""
-    found = Assignment.image_shown(image_key, list(participant_tokens(request).values()))
-    if found is None or found[1] is None:
-        raise Http404
-    response = HttpResponse(found[1], content_type="image/png")
-    response["Cache-Control"] = "private, max-age=86400"
-    return response

@@ -127,7 +127,7 @@ def snapshot(study):
                              "resume_code", "external_study_id", "external_session_id", "consent_token",
                              "consented", "started", "finished"),
         "assignments": rows(Assignment.objects.filter(participant__study=study), "participant__token",
-                            "stimulus__public_id", "position", "image_key"),
+                            "stimulus__public_id", "position"),
         "ratings": rows(Rating.objects.filter(participant__study=study), "participant__token",
                         "stimulus__public_id", "grade", "response_ms", "server_ms", "position", "created"),
         "results": report_json(study.slug),

@@ -1,6 +1,5 @@
 """Stimulus images: a participant's are inside their trial pages (no address to share, compare or
-guess; the previous version's per-assignment addresses still serve their own participant); staff's
-by the stimulus's random id. Nothing says anything about a sketch's source or category."""
+guess); staff's by the stimulus's random id. Nothing says anything about a sketch's source or category."""
 
 import base64
 import logging
@@ -9,7 +8,7 @@ import re
 from django.test import Client
 
 from ratings.models import Stimulus, StimulusImage
-from tests.participant_steps import answer, start, url
+from tests.participant_steps import answer, url
 
 
 def shown_png(response):
@@ -33,17 +32,6 @@ def test_a_trial_page_addresses_no_image(client, study, participant):
     page = client.get(url("trial", study)).content.decode()
     assert re.findall(r'\ssrc="([^"]*)"', page) == [re.search(r'src="(data:image/png;base64,[^"]+)"', page).group(1)]
     assert ".png" not in page
-
-
-def test_a_previous_versions_image_address_still_serves_its_participant_only(client, study, participant):
-    """Pages of the version that linked to their sketch keep loading through a graceful reload."""
-    assignment = participant.assignments.select_related("stimulus").first()
-    response = client.get(f"/i/{assignment.image_key}.png")
-    assert response.status_code == 200 and response.content == assignment.stimulus.png
-    assert Client().get(f"/i/{assignment.image_key}.png").status_code == 404
-    start(Client(), study)
-    for path in ("/i/nope.png", "/i/.png", "/i/../pilot.png", "/i/a%00b.png"):
-        assert client.get(path).status_code == 404
 
 
 def test_staff_see_every_image_by_its_stimulus(client, study, django_user_model):
