@@ -1,5 +1,4 @@
-"""Participant-facing URLs. Nothing here names a stimulus: a trial page carries its sketch in itself
-(an image address is a random key of one participant's assignment)."""
+"""Participant-facing URLs. Nothing here names a stimulus: a trial page carries its sketch in itself."""
 
 from django.urls import path
 
