@@ -14,10 +14,11 @@ SCRIPT = ROOT / "fixtures" / "ten" / "train.sh"
 TINY = "--threads 1 --set enc_size=8 --set dec_size=8 --set z_size=4 --set num_mixture=2 --set batch_size=20"
 
 
-def run_script(runs, fixture_data_dir, finetune_steps):
+def run_script(runs, fixture_data_dir, finetune_steps, longer="", categories="circle square"):
+    """`longer`: categories fine-tuned one step more than the others."""
     env = {**os.environ, "PYTHON": sys.executable, "RUNS": str(runs), "QUICKDRAW_DATA_DIR": str(fixture_data_dir),
-           "CATEGORIES": "circle square", "PRIOR_STEPS": "2", "FINETUNE_STEPS": str(finetune_steps),
-           "EVAL_EVERY": "1", "TRAIN_FLAGS": TINY}
+           "CATEGORIES": categories, "PRIOR_STEPS": "2", "FINETUNE_STEPS": str(finetune_steps),
+           "LONGER": longer, "LONGER_STEPS": str(finetune_steps + 1), "EVAL_EVERY": "1", "TRAIN_FLAGS": TINY}
     return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -39,9 +40,19 @@ def test_trains_a_prior_on_every_category_then_fine_tunes_each_from_it_and_resum
         assert best["config"]["ema_decay"] == 0.999
         assert best["init_from"]["file"] == "best.pt" and best["init_from"]["categories"] == ["circle", "square"]
 
-    # Started again with more steps, every run goes on from its last.pt.
-    again = run_script(runs, fixture_data_dir, finetune_steps=3)
+    # Started again with more steps, every run goes on from its last.pt; the longer ones further.
+    again = run_script(runs, fixture_data_dir, finetune_steps=3, longer="square")
     assert again.returncode == 0, again.stderr[-2000:]
     assert "already at step 2" in again.stdout  # the prior
     assert saved(runs / "circle" / "last.pt")["step"] == 3
-    assert saved(runs / "square" / "last.pt")["step"] == 3
+    assert saved(runs / "square" / "last.pt")["step"] == 4
+
+
+def test_a_failed_fine_tune_fails_the_script_after_the_others_finish(tmp_path, fixture_data_dir):
+    runs = tmp_path / "runs"
+    run = run_script(runs, fixture_data_dir, finetune_steps=1, categories="no_such_category circle")
+    assert run.returncode == 1
+    assert f"The fine-tune of no_such_category failed: see {runs / 'no_such_category.log'}" in run.stderr
+    assert "no_such_category" in (runs / "no_such_category.log").read_text()
+    assert saved(runs / "circle" / "last.pt")["step"] == 1  # started beside it, and finished
+    assert "{" not in run.stdout  # no evaluation of a set with a model missing
