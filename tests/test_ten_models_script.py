@@ -52,7 +52,7 @@ def test_a_failed_fine_tune_fails_the_script_after_the_others_finish(tmp_path, f
     runs = tmp_path / "runs"
     run = run_script(runs, fixture_data_dir, finetune_steps=1, categories="circle no_such_category")
     assert run.returncode == 1
-    assert f"The fine-tune of no_such_category failed: see {runs / 'no_such_category.log'}" in run.stderr
+    assert f"The fine-tune of no_such_category did not finish: see {runs / 'no_such_category.log'}" in run.stderr
     assert "no_such_category" in (runs / "no_such_category.log").read_text()
     assert saved(runs / "circle" / "last.pt")["step"] == 1  # started beside it, and finished
     assert "{" not in run.stdout  # not even circle's evaluation: the set is incomplete
