@@ -56,3 +56,27 @@ def test_a_failed_fine_tune_fails_the_script_after_the_others_finish(tmp_path, f
     assert "no_such_category" in (runs / "no_such_category.log").read_text()
     assert saved(runs / "circle" / "last.pt")["step"] == 1  # started beside it, and finished
     assert "{" not in run.stdout  # not even circle's evaluation: the set is incomplete
+
+
+def test_runs_at_most_parallel_fine_tunes_at_a_time(tmp_path):
+    # A stand-in for python that notes how many fine-tunes run while it is one of them.
+    fake = tmp_path / "python"
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        'case "$*" in *--init-from*) ;; *) exit 0 ;; esac\n'
+        'touch "$RUNNING/$$"\n'
+        'ls "$RUNNING" | wc -l >> "$COUNTS"\n'
+        "sleep 1\n"
+        'rm "$RUNNING/$$"\n'
+    )
+    fake.chmod(0o755)
+    (tmp_path / "running").mkdir()
+    for parallel, expected in (("1", 1), ("2", 2), ("3", 3)):
+        counts = tmp_path / f"counts{parallel}"
+        env = {**os.environ, "PYTHON": str(fake), "RUNS": str(tmp_path / "runs"), "PARALLEL": parallel,
+               "CATEGORIES": "a b c d e f", "RUNNING": str(tmp_path / "running"), "COUNTS": str(counts)}
+        (tmp_path / "runs").mkdir(exist_ok=True)
+        run = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        seen = [int(line) for line in counts.read_text().split()]
+        assert len(seen) == 6 and max(seen) == expected, (parallel, seen)

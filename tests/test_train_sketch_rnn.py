@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 
 from generator.checkpoint import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
 from generator.data import load_sketch_data
+from generator.management.commands.train_sketch_rnn import named
 from generator.model import Config, make_config
 from generator.train import Run, evaluate
 from tests.conftest import ROOT
@@ -364,3 +365,9 @@ def test_a_committed_format_1_checkpoint_starts_a_run_but_a_format_1_last_pt_doe
     with pytest.raises(CommandError, match="cannot resume: .*last.pt: is a checkpoint of format sketchlab.sketch_rnn/1"
                                            ".*start a new run from its weights with --init-from"):
         call_command("train_sketch_rnn", *common, "--steps", "2", "--resume")
+
+
+def test_a_prior_of_many_categories_is_named_by_its_count_not_listed():
+    assert named(["circle", "square"]) == "circle,square"
+    many = [f"category{i}" for i in range(345)]
+    assert named(many) == "345 categories: category0 ... category344"

@@ -27,6 +27,13 @@ def at_least_1(text):
     return value
 
 
+def named(categories, most=5):
+    """The categories, or for a prior of hundreds their count and the first and last."""
+    if len(categories) <= most:
+        return ",".join(categories)
+    return f"{len(categories)} categories: {categories[0]} ... {categories[-1]}"
+
+
 class Command(BaseCommand):
     help = (
         "Train a Sketch-RNN on Quick, Draw! categories. Writes best.pt (lowest validation loss), "
@@ -145,13 +152,13 @@ class Command(BaseCommand):
         n_params = sum(p.numel() for p in run.model.parameters())
         where = f"{run.device}" if run.world_size == 1 else f"{run.world_size} processes ({run.device.type})"
         text = (
-            f"Training {','.join(config.categories)} ({len(data.splits['train'])} train / {len(data.splits['valid'])} valid "
+            f"Training {named(config.categories)} ({len(data.splits['train'])} train / {len(data.splits['valid'])} valid "
             f"drawings, scale factor {data.scale_factor:.3f}, n_max {data.n_max}) on {where}: enc {config.enc_size}, "
             f"dec {config.dec_size}, z {config.z_size}, {config.cell} cell, {config.precision}, {n_params / 1e6:.2f}M "
             f"parameters, {'faithful to the reference, ' if config.faithful else ''}step {run.step} -> {steps}, into {out}"
         )
         if run.init_from:
-            text += (f", from the weights of {run.init_from['file']} ({','.join(run.init_from['categories'])}, "
+            text += (f", from the weights of {run.init_from['file']} ({named(run.init_from['categories'])}, "
                      f"step {run.init_from['step']})")
         if run.saved_world_size not in (None, run.world_size):
             text += (f"\nThe run was trained in {run.saved_world_size} process(es) before: it goes on, but splits its "
