@@ -9,7 +9,7 @@ import pytest
 import torch
 from django.core.management import CommandError, call_command
 
-from generator.checkpoint import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
+from generator.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from generator.data import load_sketch_data
 from generator.management.commands.train_sketch_rnn import named
 from generator.model import Config, make_config
