@@ -209,6 +209,7 @@ def test_command_trains_on_fixture_and_lowers_the_loss(fixture_data_dir, tmp_pat
 @pytest.mark.parametrize("args, message", [
     (["--categories", "unicorn"], "no data for category 'unicorn'"),
     (["--categories", "circle", "--steps", "0"], "--steps: must be at least 1, not 0"),
+    (["--categories", "circle", "--steps", "abc"], "--steps: must be a whole number, not 'abc'"),
     (["--categories", " , "], "at least one category"),
     (["--categories", "circle,circle"], "names circle more than once"),
     (["--categories", "../circle"], r"\.\./circle is not a category name"),
