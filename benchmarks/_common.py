@@ -25,14 +25,14 @@ def model_test_drawings(model, payload, folder):
     return load_model_data(model.config, folder, payload["scale_factor"]).splits["test"]
 
 
-def model_samples(model, payload, n, temperature, drawings=None, device="cpu", temperature_rule="paper"):
+def model_samples(model, payload, n, temperature, drawings=None, device="cpu", temperature_rule="paper", seed=0):
     """n samples of a trained model, seeded: unconditional, or with `drawings` (its test drawings)
     decoding the code of each in turn, as generate_samples --mode conditional does."""
     import torch
 
     from generator.sample import encode, sample
 
-    generator = torch.Generator(device=device).manual_seed(0)
+    generator = torch.Generator(device=device).manual_seed(seed)
     z = (encode(model, [drawings[k % len(drawings)] for k in range(n)], generator=generator)
          if drawings is not None else None)
     return sample(model, n=n, z=z, temperature=temperature, scale_factor=payload["scale_factor"],

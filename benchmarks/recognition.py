@@ -13,7 +13,7 @@ highest among those with no category above 2% degenerate samples. A judge is no 
 checks shapes, not whether a sketch looks drawn by a person.
 
     QUICKDRAW_DATA_DIR=quickdraw:quickdraw_spg:quickdraw_mini/npz \
-        python benchmarks/recognition.py fixtures/ten/*.pt [--n 200] [--temperatures 0.3,0.5,0.8]
+        python benchmarks/recognition.py fixtures/ten/*.pt [--n 200] [--temperatures 0.1,0.2,0.3,0.5,0.8]
 """
 
 import argparse
@@ -118,11 +118,13 @@ def main():
                         help="data search path dir1:dir2 (default QUICKDRAW_DATA_DIR)")
     parser.add_argument("--no-other", action="store_true", help='no class "other"')
     parser.add_argument("--n", type=int, default=200, help="samples per checkpoint and temperature")
-    parser.add_argument("--temperatures", default="0.3,0.5,0.8")
+    parser.add_argument("--temperatures", default="0.1,0.2,0.3,0.5,0.8")
     parser.add_argument("--mode", choices=["unconditional", "conditional"], default="unconditional",
                         help="conditional: each sample decodes the code of one of the model's test drawings")
     parser.add_argument("--epochs", type=int, default=8, help="the judge's training epochs")
-    parser.add_argument("--judges", type=int, default=3, help="judges trained with seeds 0, 1, ... whose votes are averaged")
+    parser.add_argument("--judges", type=int, default=3, help="judges trained with seeds S, S+1, ... whose votes are averaged")
+    parser.add_argument("--seed", type=int, default=0, help="S: the seed of the samples and of the first judge "
+                        "(another S checks a result on fresh samples and judges)")
     args = parser.parse_args()
     if not args.data_dir:
         raise SystemExit("set QUICKDRAW_DATA_DIR or --data-dir to the data search path")
@@ -141,7 +143,7 @@ def main():
         splits, names = load_classes(args.data_dir, list(by_category), not args.no_other)
         train_images, test_images = (rasters(splits[s][0], pool) for s in ("train", "test"))
         judges = [train_judge(train_images, splits["train"][1], len(names), args.epochs, seed)
-                  for seed in range(args.judges)]
+                  for seed in range(args.seed, args.seed + args.judges)]
         guesses = predict(judges, test_images)
         test_labels = splits["test"][1]
         print(f"judges: {len(names)} classes, {len(train_images)} training drawings, {args.judges} judges of "
@@ -157,7 +159,7 @@ def main():
             drawings = model_test_drawings(model, payload, args.data_dir) if args.mode == "conditional" else None
             row = f"{category:12s} {real[category]:6.1%}"
             for temperature in temperatures:
-                samples = model_samples(model, payload, args.n, temperature, drawings)
+                samples = model_samples(model, payload, args.n, temperature, drawings, seed=args.seed)
                 drawn = [s for s in samples.strokes if len(s)]
                 counts = torch.bincount(predict(judges, rasters(drawn, pool)), minlength=len(names)) if drawn else None
                 recognised = float(counts[names.index(category)]) / args.n if drawn else 0.0
