@@ -147,7 +147,8 @@ def main():
         guesses = predict(judges, test_images)
         test_labels = splits["test"][1]
         print(f"judges: {len(names)} classes, {len(train_images)} training drawings, {args.judges} judges of "
-              f"{args.epochs} epochs, {time.perf_counter() - start:.0f} s; {args.n} {args.mode} samples per cell")
+              f"{args.epochs} epochs (seeds {args.seed} to {args.seed + args.judges - 1}), {time.perf_counter() - start:.0f} s; "
+              f"{args.n} {args.mode} samples per cell, seed {args.seed}")
         real = {name: float((guesses[test_labels == k] == k).float().mean()) for k, name in enumerate(names)}
         if "other" in real:
             print(f"real test drawings of other categories recognised as other: {real['other']:.1%}")
