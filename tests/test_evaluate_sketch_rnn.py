@@ -148,7 +148,7 @@ def test_committed_models_have_the_test_losses_their_model_cards_state(path, cap
 
 # The ten-category study's models (fixtures/ten/MODEL_CARD.md): each category's test drawings over
 # every folder of the search path the model was trained from, and the card's pooled test losses.
-TEN_MODELS = {"pig": (333, -0.024, 0.209), "face": (333, 0.045, 0.208), "alarm_clock": (333, 0.056, 0.210),
+TEN_MODELS = {"pig": (333, -0.014, 0.210), "face": (333, 0.045, 0.208), "alarm_clock": (333, 0.056, 0.210),
               "radio": (253, -0.058, 0.205), "airplane": (83, 0.307, 0.223), "apple": (84, 0.238, 0.281),
               "butterfly": (82, 0.193, 0.204), "cactus": (83, 0.299, 0.224), "crab": (83, 0.393, 0.223),
               "duck": (83, 0.454, 0.216)}

@@ -14,11 +14,13 @@ SCRIPT = ROOT / "fixtures" / "ten" / "train.sh"
 TINY = "--threads 1 --set enc_size=8 --set dec_size=8 --set z_size=4 --set num_mixture=2 --set batch_size=20"
 
 
-def run_script(runs, fixture_data_dir, finetune_steps, longer="", categories="circle square", settings=""):
-    """`longer`: category:steps pairs, fine-tuned longer than the others; `settings`: category:KEY=VALUE."""
+def run_script(runs, fixture_data_dir, finetune_steps, longer="", categories="circle square", settings="",
+               more=""):
+    """`longer`: category:steps pairs, fine-tuned longer than the others; `settings`: category:KEY=VALUE;
+    `more`: category:steps pairs, fine-tuned once more from their fine-tune's best.pt."""
     env = {**os.environ, "PYTHON": sys.executable, "RUNS": str(runs), "QUICKDRAW_DATA_DIR": str(fixture_data_dir),
            "CATEGORIES": categories, "PRIOR_STEPS": "2", "FINETUNE_STEPS": str(finetune_steps),
-           "LONGER": longer, "SETTINGS": settings, "EVAL_EVERY": "1", "TRAIN_FLAGS": TINY}
+           "LONGER": longer, "SETTINGS": settings, "CONTINUE": more, "EVAL_EVERY": "1", "TRAIN_FLAGS": TINY}
     return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -28,26 +30,36 @@ def saved(path):
 
 def test_trains_a_prior_on_every_category_then_fine_tunes_each_from_it_and_resumes(tmp_path, fixture_data_dir):
     runs = tmp_path / "runs"
-    first = run_script(runs, fixture_data_dir, finetune_steps=1, settings="square:recurrent_dropout=0.5")
+    first = run_script(runs, fixture_data_dir, finetune_steps=1, settings="square:recurrent_dropout=0.5",
+                       more="square:2")
     assert first.returncode == 0, first.stderr[-2000:]
     prior = saved(runs / "prior" / "best.pt")
     assert prior["config"]["categories"] == ["circle", "square"]
-    evaluations = [json.loads(line) for line in first.stdout.splitlines() if line.startswith("{")]
-    assert [e["categories"] for e in evaluations] == [["circle"], ["square"]]
     for category in ("circle", "square"):
         best = saved(runs / category / "best.pt")
         assert best["config"]["categories"] == [category]
         assert best["config"]["ema_decay"] == 0.999
         assert best["config"]["recurrent_dropout"] == {"circle": 0.3, "square": 0.5}[category]
         assert best["init_from"]["file"] == "best.pt" and best["init_from"]["categories"] == ["circle", "square"]
+    # square went on from its own fine-tune, with its settings, and that run's model is evaluated.
+    assert not (runs / "circle-continued").exists()
+    continued = saved(runs / "square-continued" / "last.pt")
+    assert continued["step"] == 2
+    assert continued["config"]["recurrent_dropout"] == 0.5 and continued["config"]["ema_decay"] == 0.999
+    assert continued["init_from"]["categories"] == ["square"]
+    evaluations = [json.loads(line) for line in first.stdout.splitlines() if line.startswith("{")]
+    assert [(e["categories"], e["step"]) for e in evaluations] == [
+        (["circle"], saved(runs / "circle" / "best.pt")["step"]),
+        (["square"], saved(runs / "square-continued" / "best.pt")["step"])]
 
     # Started again with more steps, every run goes on from its last.pt; the longer ones further.
     again = run_script(runs, fixture_data_dir, finetune_steps=3, longer="square:4",
-                       settings="square:recurrent_dropout=0.5")
+                       settings="square:recurrent_dropout=0.5", more="square:3")
     assert again.returncode == 0, again.stderr[-2000:]
     assert "already at step 2" in again.stdout  # the prior
     assert saved(runs / "circle" / "last.pt")["step"] == 3
     assert saved(runs / "square" / "last.pt")["step"] == 4
+    assert saved(runs / "square-continued" / "last.pt")["step"] == 3
 
 
 def test_a_failed_fine_tune_fails_the_script_after_the_others_finish(tmp_path, fixture_data_dir):
