@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from generator.checkpoint import file_sha256
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "fixtures" / "ten" / "train.sh"
 TINY = "--threads 1 --set enc_size=8 --set dec_size=8 --set z_size=4 --set num_mixture=2 --set batch_size=20"
@@ -26,6 +28,14 @@ def run_script(runs, fixture_data_dir, finetune_steps, longer="", categories="ci
 
 def saved(path):
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def evaluate(checkpoint, fixture_data_dir):
+    """The last line of evaluate_sketch_rnn on the checkpoint's test split."""
+    run = subprocess.run([sys.executable, "manage.py", "evaluate_sketch_rnn", "--checkpoint", str(checkpoint),
+                          "--data-dir", str(fixture_data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout.splitlines()[-1])
 
 
 def test_trains_a_prior_on_every_category_then_fine_tunes_each_from_it_and_resumes(tmp_path, fixture_data_dir):
@@ -46,11 +56,12 @@ def test_trains_a_prior_on_every_category_then_fine_tunes_each_from_it_and_resum
     continued = saved(runs / "square-continued" / "last.pt")
     assert continued["step"] == 2
     assert continued["config"]["recurrent_dropout"] == 0.5 and continued["config"]["ema_decay"] == 0.999
-    assert continued["init_from"]["categories"] == ["square"]
+    assert continued["init_from"]["file"] == "best.pt"
+    assert continued["init_from"]["sha256"] == file_sha256(runs / "square" / "best.pt")
     evaluations = [json.loads(line) for line in first.stdout.splitlines() if line.startswith("{")]
-    assert [(e["categories"], e["step"]) for e in evaluations] == [
-        (["circle"], saved(runs / "circle" / "best.pt")["step"]),
-        (["square"], saved(runs / "square-continued" / "best.pt")["step"])]
+    assert [e["categories"] for e in evaluations] == [["circle"], ["square"]]
+    assert evaluations[1]["L_R"] == evaluate(runs / "square-continued" / "best.pt", fixture_data_dir)["L_R"]
+    assert evaluations[1]["L_R"] != evaluate(runs / "square" / "best.pt", fixture_data_dir)["L_R"]
 
     # Started again with more steps, every run goes on from its last.pt; the longer ones further.
     again = run_script(runs, fixture_data_dir, finetune_steps=3, longer="square:4",
